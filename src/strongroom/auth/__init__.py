@@ -1,0 +1,1 @@
+"""Who is calling: SigV4 verification and the principals it yields."""

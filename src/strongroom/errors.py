@@ -1,0 +1,170 @@
+"""Every error a client can see, one class per AWS error code.
+
+The protocol layer turns a raised ``ServiceError`` into ``{"__type": code, "Message": text}``
+with the class's HTTP status. Lower layers raise their own exceptions (storage raises
+``strongroom.storage.base.StorageError`` subclasses); ``operations`` converts them here.
+Messages are part of the wire contract: they are the texts AWS sends, and never contain
+secret material.
+
+    ServiceError (400)
+    ├── ClientError (400)
+    │   ├── ResourceNotFoundException
+    │   ├── ResourceExistsException
+    │   ├── InvalidParameterException
+    │   ├── InvalidRequestException
+    │   ├── InvalidNextTokenException
+    │   ├── LimitExceededException
+    │   ├── MalformedPolicyDocumentException
+    │   ├── PublicPolicyException
+    │   ├── PreconditionNotMetException
+    │   ├── ValidationException            (front-end constraint checks)
+    │   ├── AccessDeniedException
+    │   ├── SerializationException
+    │   ├── UnknownOperationException
+    │   ├── ThrottlingException
+    │   ├── DecryptionFailure / EncryptionFailure
+    │   └── AuthError
+    │       ├── MissingAuthenticationTokenException (403)
+    │       ├── IncompleteSignatureException
+    │       ├── InvalidSignatureException
+    │       ├── UnrecognizedClientException
+    │       └── ExpiredTokenException
+    └── ServerError (500)
+        └── InternalServiceError          (the model marks it a fault)
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class ServiceError(Exception):
+    """An error with an AWS error code, an HTTP status and a client-safe message."""
+
+    code: ClassVar[str] = "ServiceError"
+    status: ClassVar[int] = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        # The class name is the AWS code unless a class overrides it explicitly.
+        if "code" not in cls.__dict__:
+            cls.code = cls.__name__
+
+
+class ClientError(ServiceError):
+    status = 400
+
+
+class ResourceNotFoundException(ClientError):
+    pass
+
+
+class ResourceExistsException(ClientError):
+    pass
+
+
+class InvalidParameterException(ClientError):
+    pass
+
+
+class InvalidRequestException(ClientError):
+    pass
+
+
+class InvalidNextTokenException(ClientError):
+    pass
+
+
+class LimitExceededException(ClientError):
+    pass
+
+
+class MalformedPolicyDocumentException(ClientError):
+    pass
+
+
+class PublicPolicyException(ClientError):
+    pass
+
+
+class PreconditionNotMetException(ClientError):
+    pass
+
+
+class ValidationException(ClientError):
+    pass
+
+
+class AccessDeniedException(ClientError):
+    pass
+
+
+class SerializationException(ClientError):
+    pass
+
+
+class UnknownOperationException(ClientError):
+    pass
+
+
+class ThrottlingException(ClientError):
+    pass
+
+
+class RequestEntityTooLargeException(ClientError):
+    status = 413
+
+
+class AuthError(ClientError):
+    """A request whose signature or credentials were refused."""
+
+
+class MissingAuthenticationTokenException(AuthError):
+    status = 403
+
+
+class IncompleteSignatureException(AuthError):
+    pass
+
+
+class InvalidSignatureException(AuthError):
+    pass
+
+
+class UnrecognizedClientException(AuthError):
+    pass
+
+
+class ExpiredTokenException(AuthError):
+    pass
+
+
+class ServerError(ServiceError):
+    status = 500
+
+
+class InternalServiceError(ServerError):
+    pass
+
+
+class DecryptionFailure(ClientError):
+    pass
+
+
+class EncryptionFailure(ClientError):
+    pass
+
+
+# Texts that more than one operation sends, verbatim from AWS (see docs/api-spec.md §16).
+SECRET_NOT_FOUND = "Secrets Manager can't find the specified secret."
+MARKED_FOR_DELETION = (
+    "You can't perform this operation on the secret because it was marked for deletion."
+)
+INVALID_NAME = (
+    "Invalid name. Must be a valid name containing alphanumeric characters, "
+    "or any of the following: -/_+=.@!"
+)

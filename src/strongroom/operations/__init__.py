@@ -1,0 +1,1 @@
+"""One plain function per AWS action, grouped by resource. Each runs in one storage transaction."""

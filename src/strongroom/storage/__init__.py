@@ -1,0 +1,1 @@
+"""Durable state behind one interface (``base.Store``); SQLite by default, PostgreSQL next."""
