@@ -1,0 +1,98 @@
+"""``strongroom serve`` and the top-level group."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import sys
+from typing import Any
+
+import click
+import uvicorn
+
+from strongroom import __version__
+from strongroom.cli.keys import master_key
+from strongroom.cli.options import load_settings, setting_options
+from strongroom.installation import ROOT_CREDENTIALS_FILE, Installation, open_installation
+from strongroom.settings import Settings, SettingsError
+from strongroom.storage.base import SchemaTooNew
+
+
+@click.group()
+@click.version_option(__version__, prog_name="strongroom")
+def main() -> None:
+    """Strongroom: a self-hosted secrets manager that speaks the AWS Secrets Manager API."""
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def open_or_exit(settings: Settings) -> Installation:
+    try:
+        return open_installation(settings)
+    except (SettingsError, SchemaTooNew) as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@main.command()
+@setting_options()
+def serve(**flags: Any) -> None:
+    """Run the server (SQLite in the data dir unless --database-url says otherwise)."""
+    settings = load_settings(flags)
+    if settings.dev and not _is_loopback(settings.host):
+        raise click.UsageError("--dev binds to loopback only: use --host 127.0.0.1 or ::1")
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    installation = open_or_exit(settings)
+    _announce(installation)
+    from strongroom.app import build_app  # noqa: PLC0415 - keeps `strongroom --help` fast
+
+    uvicorn.run(
+        build_app(installation),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=False,  # requests are logged by strongroom.http, without bodies
+        server_header=False,
+    )
+
+
+def _announce(installation: Installation) -> None:
+    settings = installation.settings
+    echo = click.echo
+    if settings.dev:
+        click.secho(
+            "WARNING: --dev: ANY well-formed credentials are accepted and act as the account "
+            "root. Never use this for real secrets.",
+            fg="red",
+            bold=True,
+            err=True,
+        )
+    if installation.created_master_key:
+        click.secho(
+            f"Created a master key in {settings.resolved_master_key_file}: back it up; without "
+            "it no secret can be read.",
+            fg="yellow",
+            err=True,
+        )
+    echo(f"Strongroom {__version__}")
+    echo(f"  endpoint:   {settings.endpoint}")
+    echo(f"  account id: {installation.account_id}")
+    echo(f"  data dir:   {settings.data_dir.resolve()}")
+    if installation.new_root_credentials is not None:
+        key_id, secret = installation.new_root_credentials
+        echo("  root credentials (shown once; also in "
+             f"{settings.data_dir / ROOT_CREDENTIALS_FILE}, mode 0600):")
+        echo(f"    AWS_ACCESS_KEY_ID={key_id}")
+        echo(f"    AWS_SECRET_ACCESS_KEY={secret}")
+    sys.stdout.flush()
+
+
+main.add_command(master_key)

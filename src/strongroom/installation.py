@@ -1,0 +1,135 @@
+"""Opening an installation: data dir, master key, database schema, account id, root key.
+
+Everything here happens once per process start; the first start of a new data dir also
+creates what does not exist yet (and says so, through the returned ``Installation``).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import string
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from strongroom.crypto.envelope import Sealer, aad_for_access_key
+from strongroom.crypto.keys import load_or_create_keyring
+from strongroom.settings import Settings, SettingsError
+from strongroom.storage import migrate
+from strongroom.storage.base import AccessKeyRow, Transaction
+from strongroom.storage.sql import SqlStore
+
+ROOT_CREDENTIALS_FILE = "root-credentials"
+_KEY_ID_ALPHABET = string.ascii_uppercase + string.digits
+
+
+@dataclass(slots=True)
+class Installation:
+    settings: Settings
+    store: SqlStore
+    sealer: Sealer
+    account_id: str
+    token_key: bytes
+    created_master_key: bool = False
+    # Set only on the start that generated them, so they can be shown once.
+    new_root_credentials: tuple[str, str] | None = None
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def open_installation(settings: Settings, environ: dict[str, str] | None = None) -> Installation:
+    environ = dict(os.environ) if environ is None else environ
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    keyring, created_key = load_or_create_keyring(settings.resolved_master_key_file)
+    sealer = Sealer(keyring)
+    store = SqlStore.from_url(settings.resolved_database_url)
+    try:
+        migrate.upgrade(store.engine)
+        with store.write() as tx:
+            account_id = _account_id(tx, settings)
+            token_key = _token_key(tx)
+            new_root = _root_key(tx, sealer, account_id, environ)
+    except BaseException:
+        store.close()
+        raise
+    installation = Installation(
+        settings=settings,
+        store=store,
+        sealer=sealer,
+        account_id=account_id,
+        token_key=token_key,
+        created_master_key=created_key,
+    )
+    if new_root is not None:
+        installation.new_root_credentials = new_root
+        _write_private(settings.data_dir / ROOT_CREDENTIALS_FILE, new_root)
+    return installation
+
+
+def _account_id(tx: Transaction, settings: Settings) -> str:
+    stored = tx.get_meta("account_id")
+    if stored is None:
+        stored = settings.account_id or "".join(secrets.choice(string.digits) for _ in range(12))
+        tx.set_meta("account_id", stored)
+    elif settings.account_id is not None and settings.account_id != stored:
+        raise SettingsError(
+            f"this installation's account id is {stored}, fixed at its first start; "
+            f"--account-id / STRONGROOM_ACCOUNT_ID asks for {settings.account_id}"
+        )
+    return stored
+
+
+def _token_key(tx: Transaction) -> bytes:
+    stored = tx.get_meta("token_key")
+    if stored is None:
+        stored = secrets.token_hex(32)
+        tx.set_meta("token_key", stored)
+    return bytes.fromhex(stored)
+
+
+def _root_key(
+    tx: Transaction, sealer: Sealer, account_id: str, environ: dict[str, str]
+) -> tuple[str, str] | None:
+    """Make sure the root key exists; returns it when it was generated now."""
+    given_id = environ.get("STRONGROOM_ROOT_ACCESS_KEY_ID")
+    given_secret = environ.get("STRONGROOM_ROOT_SECRET_ACCESS_KEY")
+    if given_id and given_secret:
+        if tx.access_key(given_id) is None:
+            _insert_root(tx, sealer, account_id, given_id, given_secret)
+        return None
+    if tx.get_meta("root_access_key_id") is not None:
+        return None
+    key_id = "AKIA" + "".join(secrets.choice(_KEY_ID_ALPHABET) for _ in range(16))
+    secret = secrets.token_urlsafe(30)
+    _insert_root(tx, sealer, account_id, key_id, secret)
+    return key_id, secret
+
+
+def _insert_root(
+    tx: Transaction, sealer: Sealer, account_id: str, key_id: str, secret: str
+) -> None:
+    sealed = sealer.seal(secret.encode(), aad_for_access_key(key_id))
+    tx.insert_access_key(
+        AccessKeyRow(
+            access_key_id=key_id,
+            account_id=account_id,
+            principal_arn=f"arn:aws:iam::{account_id}:root",
+            sealed_secret=sealed,
+            master_key_id=sealer.key_id_of(sealed),
+            created_at=time.time(),
+        )
+    )
+    if tx.get_meta("root_access_key_id") is None:
+        tx.set_meta("root_access_key_id", key_id)
+
+
+def _write_private(path: Path, credentials: tuple[str, str]) -> None:
+    key_id, secret = credentials
+    text = f"[default]\naws_access_key_id = {key_id}\naws_secret_access_key = {secret}\n"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())

@@ -1,0 +1,45 @@
+"""Which function serves each Secrets Manager action, and which actions are not served yet."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from strongroom.operations import lifecycle, listing, passwords, values
+from strongroom.operations.context import Context
+
+Operation = Callable[[Context, dict[str, Any]], dict[str, Any]]
+
+OPERATIONS: dict[str, Operation] = {
+    "CreateSecret": lifecycle.create_secret,
+    "UpdateSecret": lifecycle.update_secret,
+    "DescribeSecret": lifecycle.describe_secret,
+    "DeleteSecret": lifecycle.delete_secret,
+    "RestoreSecret": lifecycle.restore_secret,
+    "TagResource": lifecycle.tag_resource,
+    "UntagResource": lifecycle.untag_resource,
+    "ListSecrets": listing.list_secrets,
+    "GetSecretValue": values.get_secret_value,
+    "BatchGetSecretValue": values.batch_get_secret_value,
+    "PutSecretValue": values.put_secret_value,
+    "ListSecretVersionIds": values.list_secret_version_ids,
+    "UpdateSecretVersionStage": values.update_secret_version_stage,
+    "GetRandomPassword": passwords.get_random_password,
+}
+
+# Actions in the service model that Strongroom answers with InvalidRequestException (HTTP
+# 400, so SDKs do not retry) and no state change, each with the reason.
+NOT_YET: dict[str, str] = {
+    "RotateSecret": "rotation functions are not supported yet",
+    "CancelRotateSecret": "rotation functions are not supported yet",
+    "GetResourcePolicy": "resource policies are not supported yet",
+    "PutResourcePolicy": "resource policies are not supported yet",
+    "DeleteResourcePolicy": "resource policies are not supported yet",
+    "ValidateResourcePolicy": "resource policies are not supported yet",
+    "ListResourcePolicies": "resource policies are not supported yet",
+    "ReplicateSecretToRegions": "replication to other Regions is not supported",
+    "RemoveRegionsFromReplication": "replication to other Regions is not supported",
+    "StopReplicationToReplica": "replication to other Regions is not supported",
+    "AssociateCrossAccountReplica": "cross-account replication is not supported",
+    "DisassociateCrossAccountReplica": "cross-account replication is not supported",
+}

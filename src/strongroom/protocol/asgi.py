@@ -1,0 +1,199 @@
+"""The HTTP front end: one ASGI callable for ``POST /`` with ``X-Amz-Target``.
+
+Theory of operation
+-------------------
+1. Read the body, refusing it before parsing once it passes ``MAX_BODY`` bytes.
+2. Authenticate (``authenticate``: SigV4 → principal and region). AWS checks credentials
+   before it looks at the target, so an unsigned request never learns which actions exist.
+3. Find the action in the service model (UnknownOperationException), parse and validate the
+   body against it (SerializationException / ValidationException).
+4. Run the operation in a worker thread: operations are synchronous and may wait on the
+   database, which must not stall the event loop.
+5. Serialise the result per the model, or the ``ServiceError`` as ``{"__type", "Message"}``;
+   anything unexpected is logged and answered as a 500 InternalServiceError.
+
+The routing and body handling are written against raw ASGI rather than a framework router:
+the whole surface is one endpoint, and each layer of request objects costs measurable time
+on the hot path (see bench/).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import anyio.to_thread
+
+from strongroom.errors import (
+    InternalServiceError,
+    RequestEntityTooLargeException,
+    ServiceError,
+    UnknownOperationException,
+)
+from strongroom.protocol.model import ServiceModel, error_body
+
+logger = logging.getLogger("strongroom.http")
+
+MAX_BODY = 512 * 1024  # the largest valid request (64 KiB binary in base64 + metadata) fits
+JSON_CONTENT_TYPE = b"application/x-amz-json-1.1"
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class HttpRequest:
+    """The parts of a request that authentication and dispatch need."""
+
+    method: str
+    raw_path: bytes
+    query_string: bytes
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+    client_ip: str | None
+
+    def header(self, name: bytes) -> bytes | None:
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None
+
+
+class Handler(Protocol):
+    """What the front end calls; built by ``app.build_app`` from the other layers."""
+
+    @property
+    def model(self) -> ServiceModel: ...
+
+    def authenticate(self, request: HttpRequest) -> Any:
+        """Verify the request's credentials; returns what ``run`` needs to act for the caller."""
+
+    def run(self, caller: Any, operation: str, request: dict[str, Any]) -> dict[str, Any]:
+        """Run one validated action for ``caller``; raises ``ServiceError``."""
+
+
+class Frontend:
+    def __init__(
+        self,
+        handler: Handler,
+        *,
+        on_startup: Callable[[], None] | None = None,
+        on_shutdown: Callable[[], None] | None = None,
+    ) -> None:
+        self.handler = handler
+        self.prefix = handler.model.target_prefix + "."
+        self._on_startup = on_startup
+        self._on_shutdown = on_shutdown
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    if self._on_startup is not None:
+                        self._on_startup()
+                except Exception as exc:
+                    logger.exception("start-up failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                if self._on_shutdown is not None:
+                    self._on_shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request_id = str(uuid.uuid4())
+        started = time.perf_counter()
+        operation = "-"
+        try:
+            request = await _read(scope, receive)
+            caller = self.handler.authenticate(request)
+            operation = _target(request, self.prefix)
+            model_op = self.handler.model.operation(operation)
+            if model_op is None or scope["method"] != "POST":
+                raise UnknownOperationException("")
+            parsed = model_op.parse_input(request.body)
+            result = await anyio.to_thread.run_sync(self.handler.run, caller, operation, parsed)
+            status, body = 200, model_op.serialize_output(result)
+        except ServiceError as exc:
+            status, body = exc.status, error_body(exc.code, exc.message)
+            code = exc.code
+        except Exception:
+            logger.exception("request %s (%s) failed", request_id, operation)
+            error = InternalServiceError("An internal error occurred. Request id: " + request_id)
+            status, body, code = error.status, error_body(error.code, error.message), error.code
+        else:
+            code = "-"
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "%s %s %d %s %.1fms",
+                request_id,
+                operation,
+                status,
+                code,
+                (time.perf_counter() - started) * 1000,
+            )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", JSON_CONTENT_TYPE),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"x-amzn-requestid", request_id.encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+async def _read(scope: Scope, receive: Receive) -> HttpRequest:
+    headers: list[tuple[bytes, bytes]] = list(scope["headers"])
+    for key, value in headers:
+        if key == b"content-length" and value.isdigit() and int(value) > MAX_BODY:
+            raise _too_large()
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise _too_large()
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    client = scope.get("client")
+    return HttpRequest(
+        method=scope["method"],
+        raw_path=scope.get("raw_path") or scope["path"].encode(),
+        query_string=scope.get("query_string", b""),
+        headers=headers,
+        body=b"".join(chunks),
+        client_ip=client[0] if client else None,
+    )
+
+
+def _too_large() -> RequestEntityTooLargeException:
+    return RequestEntityTooLargeException(f"Request body is larger than {MAX_BODY} bytes.")
+
+
+def _target(request: HttpRequest, prefix: str) -> str:
+    target = (request.header(b"x-amz-target") or b"").decode("latin-1")
+    if not target.startswith(prefix):
+        raise UnknownOperationException("")
+    return target[len(prefix) :]

@@ -1,0 +1,168 @@
+"""The storage contract: what every backend (SQLite now, PostgreSQL next) provides.
+
+Theory of operation
+-------------------
+An operation opens one transaction (``Store.read()`` or ``Store.write()``), does all its
+reads and writes through the ``Transaction`` it gets, and commits by leaving the ``with``
+block; an exception rolls everything back, so a failed request changes nothing. ``write()``
+transactions are serialised per secret: SQLite takes the database write lock at BEGIN
+(``BEGIN IMMEDIATE``); a server backend locks the secret row (``lock_secret``). So the label
+invariants that ``domain.stages`` computes hold across concurrent clients.
+
+Storage knows nothing of AWS error codes: it raises the exceptions below, and the
+operations layer turns them into what a client sees.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+
+class StorageError(Exception):
+    """Base of everything storage raises."""
+
+
+class AlreadyExists(StorageError):
+    """A unique key (secret name, version id, access key id) is taken."""
+
+
+class SchemaTooNew(StorageError):
+    """The database was migrated by a newer Strongroom than this one."""
+
+
+@dataclass(slots=True)
+class SecretRow:
+    pk: int
+    account_id: str
+    region: str
+    name: str
+    arn: str
+    created_at: float
+    last_changed_at: float
+    last_accessed_at: float = 0.0
+    description: str | None = None
+    kms_key_id: str | None = None
+    secret_type: str | None = None
+    deletion_date: float | None = None
+    rotation_enabled: bool | None = None
+    rotation_lambda_arn: str | None = None
+    rotation_rules: str | None = None
+    last_rotated_at: float | None = None
+    next_rotation_at: float | None = None
+    tags_ever_set: bool = False
+    resource_policy: str | None = None
+    owning_service: str | None = None
+    primary_region: str | None = None
+
+
+@dataclass(slots=True)
+class VersionRow:
+    pk: int
+    secret_pk: int
+    version_id: str
+    created_at: float
+    last_accessed_at: float = 0.0
+    sealed: bytes | None = None
+    stages: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class AccessKeyRow:
+    access_key_id: str
+    account_id: str
+    principal_arn: str
+    sealed_secret: bytes
+    master_key_id: str
+    created_at: float
+    user_name: str | None = None
+    session_token_hash: str | None = None
+    expires_at: float | None = None
+    status: str = "Active"
+
+
+SortBy = Literal["created-date", "last-accessed-date", "last-changed-date", "name"]
+
+
+@dataclass(frozen=True, slots=True)
+class ListQuery:
+    """One page of ListSecrets, already validated (spec §8)."""
+
+    account_id: str
+    region: str
+    filters: Sequence[tuple[str, Sequence[str]]] = ()
+    sort_by: SortBy = "created-date"
+    descending: bool = False
+    include_planned_deletion: bool = False
+    # Keyset cursor: the sort value and pk of the last row of the previous page.
+    after: tuple[Any, int] | None = None
+    limit: int = 100
+
+
+class Transaction(Protocol):
+    """Everything an operation may do inside one transaction."""
+
+    # Secrets
+    def secret_by_name(self, account_id: str, region: str, name: str) -> SecretRow | None: ...
+    def secret_by_arn(self, arn: str) -> SecretRow | None: ...
+    def lock_secret(self, pk: int) -> None:
+        """Hold the secret's row until commit (no-op where the transaction already serialises)."""
+
+    def insert_secret(self, row: SecretRow) -> SecretRow:
+        """Insert ``row`` (its ``pk`` is ignored) and return it with its pk; AlreadyExists."""
+
+    def update_secret(self, pk: int, **values: Any) -> None: ...
+    def delete_secret(self, pk: int) -> None:
+        """Remove the secret with its versions, labels, tags and words."""
+
+    def list_secrets(self, query: ListQuery) -> list[SecretRow]: ...
+    def secrets_due_for_purge(self, now: float, limit: int) -> list[SecretRow]: ...
+
+    # Versions and labels
+    def versions(self, secret_pk: int) -> list[VersionRow]:
+        """All versions, labelled or not, oldest first, each with its stages."""
+
+    def version_by_id(self, secret_pk: int, version_id: str) -> VersionRow | None: ...
+    def version_by_stage(self, secret_pk: int, stage: str) -> VersionRow | None: ...
+    def labels_of(self, secret_pks: Sequence[int]) -> dict[int, dict[str, list[str]]]:
+        """Labelled versions per secret: {secret pk: {version id: stages}}."""
+
+    def insert_version(
+        self, secret_pk: int, version_id: str, created_at: float, sealed: bytes | None, key_id: str | None
+    ) -> VersionRow: ...
+    def set_version_value(self, version_pk: int, sealed: bytes, key_id: str) -> None: ...
+    def delete_versions(self, version_pks: Sequence[int]) -> None: ...
+    def set_labels(self, secret_pk: int, labels: Mapping[int, Sequence[str]]) -> None:
+        """Replace every label of the secret: {version pk: stages}."""
+
+    def touch_accessed(self, secret_pk: int, version_pk: int, day: float) -> None: ...
+
+    # Tags and search words
+    def tags(self, secret_pk: int) -> list[tuple[str, str]]: ...
+    def tags_of(self, secret_pks: Sequence[int]) -> dict[int, list[tuple[str, str]]]: ...
+    def set_tags(self, secret_pk: int, tags: Sequence[tuple[str, str]]) -> None: ...
+    def set_words(self, secret_pk: int, words: Mapping[str, Sequence[str]]) -> None:
+        """Replace the search words: {field: words}."""
+
+    # Access keys and installation facts
+    def access_key(self, access_key_id: str) -> AccessKeyRow | None: ...
+    def insert_access_key(self, row: AccessKeyRow) -> None: ...
+    def get_meta(self, key: str) -> str | None: ...
+    def set_meta(self, key: str, value: str) -> None: ...
+
+    # Master-key rotation: every sealed blob, with what its authenticated data is made of
+    def version_blobs(self, after_pk: int, limit: int) -> list[tuple[int, str, str, bytes]]:
+        """(version pk, secret ARN, version id, blob) of versions with a value, by pk."""
+
+    def access_key_blobs(self) -> list[tuple[str, bytes]]: ...
+    def replace_access_key_blob(self, access_key_id: str, sealed: bytes, key_id: str) -> None: ...
+
+
+class Store(Protocol):
+    """A backend. Thread-safe: many threads may open transactions at once."""
+
+    def read(self) -> AbstractContextManager[Transaction]: ...
+    def write(self) -> AbstractContextManager[Transaction]: ...
+    def close(self) -> None: ...
