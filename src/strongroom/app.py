@@ -1,6 +1,6 @@
 """``build_app(installation)``: the only place that wires the layers together.
 
-    HTTP (protocol.asgi) → SigV4 (auth.sigv4, auth.keys) → operations.registry → storage/crypto
+HTTP (protocol.asgi) → SigV4 (auth.sigv4, auth.keys) → operations.registry → storage/crypto
 """
 
 from __future__ import annotations

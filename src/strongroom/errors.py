@@ -24,7 +24,7 @@ secret material.
     │   ├── ThrottlingException
     │   ├── DecryptionFailure / EncryptionFailure
     │   └── AuthError
-    │       ├── MissingAuthenticationTokenException (403)
+    │       ├── MissingAuthenticationTokenException
     │       ├── IncompleteSignatureException
     │       ├── InvalidSignatureException
     │       ├── UnrecognizedClientException
@@ -124,7 +124,8 @@ class AuthError(ClientError):
 
 
 class MissingAuthenticationTokenException(AuthError):
-    status = 403
+    # 400, not 403: what AWS JSON-protocol services send (as recorded from DynamoDB).
+    status = 400
 
 
 class IncompleteSignatureException(AuthError):
@@ -160,7 +161,7 @@ class EncryptionFailure(ClientError):
 
 
 # Texts that more than one operation sends, verbatim from AWS (see docs/api-spec.md §16).
-SECRET_NOT_FOUND = "Secrets Manager can't find the specified secret."
+SECRET_NOT_FOUND = "Secrets Manager can't find the specified secret."  # noqa: S105 - a message
 MARKED_FOR_DELETION = (
     "You can't perform this operation on the secret because it was marked for deletion."
 )

@@ -8,7 +8,6 @@ query-string auth is not supported: such a request is answered as one without cr
 
 from __future__ import annotations
 
-import calendar
 import hashlib
 import hmac
 import re
@@ -167,7 +166,7 @@ def verify(
         (ALGORITHM, stamp, "/".join(scope[1:]), hashlib.sha256(canonical).hexdigest())
     )
     signing_key = _signing_key(key.secret_access_key, scope_date, region, service)
-    expected = hmac.digest(signing_key, string_to_sign.encode("latin-1"), "sha256").hex()
+    expected = hmac.digest(signing_key, string_to_sign.encode("latin-1"), hashlib.sha256).hex()
     if not hmac.compare_digest(expected.encode(), signature.encode("latin-1")):
         raise InvalidSignatureException(SIGNATURE_MISMATCH)
     _check_session_token(key, hmap.get(b"x-amz-security-token"), now)
@@ -222,30 +221,17 @@ def _require_signed(signed_headers: str, date_header: str) -> None:
 
 def _request_time(amz_date: bytes, http_date: bytes) -> tuple[str, int]:
     """The request's time as the ISO-8601 basic stamp the string to sign uses, and as epoch."""
-    if amz_date:
-        stamp = amz_date.decode("latin-1")
-        if _ISO_BASIC.fullmatch(stamp):
-            epoch = _epoch(int(stamp[0:4]), int(stamp[4:6]), int(stamp[6:8]), stamp[9:15])
-            if epoch is not None:
-                return stamp, epoch
-        raise IncompleteSignatureException(BAD_DATE.format(stamp))
-    text = http_date.decode("latin-1")
-    parsed = parsedate_tz(text)
-    if parsed is not None:
-        year, month, day, hour, minute, second = parsed[:6]
-        epoch = _epoch(year, month, day, f"{hour:02d}{minute:02d}{second:02d}")
-        if epoch is not None:
-            epoch -= parsed[9] or 0
-            return _format(epoch), epoch
-    raise IncompleteSignatureException(BAD_DATE.format(text))
-
-
-def _epoch(year: int, month: int, day: int, hms: str) -> int | None:
+    text = (amz_date or http_date).decode("latin-1")
     try:
-        moment = datetime(year, month, day, int(hms[0:2]), int(hms[2:4]), int(hms[4:6]), tzinfo=UTC)
-    except ValueError:
-        return None
-    return calendar.timegm(moment.utctimetuple())
+        if amz_date:
+            if _ISO_BASIC.fullmatch(text):
+                return text, int(datetime.fromisoformat(text).timestamp())
+        elif (parsed := parsedate_tz(text)) is not None:  # HTTP date; no zone/-0000 = UTC
+            epoch = int(datetime(*parsed[:6], tzinfo=UTC).timestamp()) - (parsed[9] or 0)
+            return _format(epoch), epoch
+    except ValueError:  # well-shaped but out of range, e.g. month 13
+        pass
+    raise IncompleteSignatureException(BAD_DATE.format(text))
 
 
 def _format(epoch: int) -> str:
@@ -346,9 +332,9 @@ def _uri_encode(component: bytes) -> bytes:
 @lru_cache(maxsize=SIGNING_KEY_CACHE_SIZE)
 def _signing_key(secret: str, date: str, region: str, service: str) -> bytes:
     # kDate -> kRegion -> kService -> kSigning; four HMACs worth caching per (key, day, scope).
-    key = hmac.digest(("AWS4" + secret).encode(), date.encode("latin-1"), "sha256")
+    key = hmac.digest(("AWS4" + secret).encode(), date.encode("latin-1"), hashlib.sha256)
     for part in (region, service, TERMINATOR):
-        key = hmac.digest(key, part.encode("latin-1"), "sha256")
+        key = hmac.digest(key, part.encode("latin-1"), hashlib.sha256)
     return key
 
 

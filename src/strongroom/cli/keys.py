@@ -57,5 +57,7 @@ def rotate(**flags: Any) -> None:
             progress.update(task, completed=done + len(keys), total=done + len(keys))
     finally:
         store.close()
-    click.echo(f"master key rotated: {keyring.current.key_id} is current; "
-               f"{done} secret versions and {len(keys)} access keys re-wrapped")
+    click.echo(
+        f"master key rotated: {keyring.current.key_id} is current; "
+        f"{done} secret versions and {len(keys)} access keys re-wrapped"
+    )

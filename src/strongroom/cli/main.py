@@ -88,8 +88,10 @@ def _announce(installation: Installation) -> None:
     echo(f"  data dir:   {settings.data_dir.resolve()}")
     if installation.new_root_credentials is not None:
         key_id, secret = installation.new_root_credentials
-        echo("  root credentials (shown once; also in "
-             f"{settings.data_dir / ROOT_CREDENTIALS_FILE}, mode 0600):")
+        echo(
+            "  root credentials (shown once; also in "
+            f"{settings.data_dir / ROOT_CREDENTIALS_FILE}, mode 0600):"
+        )
         echo(f"    AWS_ACCESS_KEY_ID={key_id}")
         echo(f"    AWS_SECRET_ACCESS_KEY={secret}")
     sys.stdout.flush()

@@ -32,7 +32,10 @@ def setting_options(*names: str) -> Callable[[Callable[..., Any]], Callable[...,
                 )
             else:
                 option = click.option(
-                    setting.flag, setting.name, type=_click_type(setting), default=None,
+                    setting.flag,
+                    setting.name,
+                    type=_click_type(setting),
+                    default=None,
                     help=help_text,
                 )
             command = option(command)

@@ -58,8 +58,8 @@ def put_value(
     current = holder(result, AWSCURRENT)
     if current is None:
         wanted.add(AWSCURRENT)  # the first value of a secret is always current (rule 5)
-    for stages in result.values():
-        stages -= wanted
+    for held in result.values():
+        held.difference_update(wanted)
     if AWSCURRENT in wanted and current is not None and current != new_version:
         # The old current version becomes exactly [AWSPREVIOUS]: it loses AWSPENDING (observed)
         # and custom labels (UNCONFIRMED; what every observation is consistent with, rule 3).
@@ -70,7 +70,7 @@ def put_value(
     return _check_limit(result)
 
 
-def update_stage(
+def update_stage(  # noqa: C901 - one branch per rule of spec §3.3, read top to bottom
     labels: Mapping[str, Collection[str]],
     stage: str,
     *,

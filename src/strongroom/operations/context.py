@@ -32,7 +32,7 @@ from strongroom.storage.base import SecretRow, Store, Transaction
 DAY = 86_400.0
 _STRING, _BINARY = b"S", b"B"
 
-TOKEN_REQUIRED = "You must provide a ClientRequestToken value. We recommend a UUID-type value."
+TOKEN_REQUIRED = "You must provide a ClientRequestToken value. We recommend a UUID-type value."  # noqa: S105
 BOTH_VALUES = (
     "You can't specify both a binary secret value and a string secret value in the same secret."
 )

@@ -1,5 +1,8 @@
-"""The secret's lifecycle and metadata: CreateSecret, UpdateSecret, DescribeSecret, DeleteSecret, RestoreSecret,
-TagResource, UntagResource."""
+"""The secret's lifecycle and metadata.
+
+CreateSecret, UpdateSecret, DescribeSecret, DeleteSecret, RestoreSecret, TagResource,
+UntagResource.
+"""
 
 from __future__ import annotations
 
@@ -118,7 +121,7 @@ def create_secret(ctx: Context, request: dict[str, Any]) -> dict[str, Any]:
         index_words(tx, row, tags)
         result = secret_ref(row)
         if value is not None:
-            store_value(ctx, tx, row, token, value, [AWSCURRENT])
+            store_value(ctx, tx, row, token, value, requested=[AWSCURRENT])
             result["VersionId"] = token
     return result
 
@@ -164,7 +167,7 @@ def update_secret(ctx: Context, request: dict[str, Any]) -> dict[str, Any]:
             index_words(tx, row, tx.tags(row.pk))
         result = secret_ref(row)
         if value is not None and token is not None:
-            store_value(ctx, tx, row, token, value, [AWSCURRENT])
+            store_value(ctx, tx, row, token, value, requested=[AWSCURRENT])
             result["VersionId"] = token
     return result
 

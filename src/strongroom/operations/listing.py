@@ -32,13 +32,16 @@ def _filters(request: dict[str, Any]) -> list[tuple[str, list[str]]]:
     return out
 
 
-def list_query(ctx: Context, request: dict[str, Any], *, default_limit: int, kind: str) -> ListQuery:
+def list_query(
+    ctx: Context, request: dict[str, Any], *, default_limit: int, kind: str
+) -> ListQuery:
     sort_by = cast("SortBy", request.get("SortBy") or "created-date")
     descending = request.get("SortOrder") == "desc"
     after = None
     if request.get("NextToken"):
         cursor = paging.decode(ctx.token_key, kind, request["NextToken"])
-        if not (isinstance(cursor, list) and len(cursor) == 4 and cursor[:2] == [sort_by, descending]):  # noqa: PLR2004
+        shape_ok = isinstance(cursor, list) and len(cursor) == 4  # noqa: PLR2004 - see page_token
+        if not (shape_ok and cursor[:2] == [sort_by, descending]):
             # A token from a request with another sort order would skip or repeat rows.
             raise InvalidNextTokenException(paging.INVALID_TOKEN)
         after = (cursor[2], int(cursor[3]))

@@ -18,7 +18,8 @@ from typing import Any
 from strongroom.errors import InvalidNextTokenException
 
 _MAC_BYTES = 12
-INVALID_TOKEN = "The NextToken value is invalid."  # text UNCONFIRMED (spec §16.2)
+# Text UNCONFIRMED (spec §16.2).
+INVALID_TOKEN = "The NextToken value is invalid."  # noqa: S105 - a message
 
 
 def encode(key: bytes, kind: str, cursor: Any) -> str:

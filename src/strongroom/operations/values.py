@@ -143,7 +143,9 @@ def put_secret_value(ctx: Context, request: dict[str, Any]) -> dict[str, Any]:
     with ctx.store.write() as tx:
         secret = get_secret(ctx, tx, request["SecretId"])
         tx.lock_secret(secret.pk)
-        labels, _ = store_value(ctx, tx, secret, token, value, request.get("VersionStages"))
+        labels, _ = store_value(
+            ctx, tx, secret, token, value, requested=request.get("VersionStages")
+        )
     return {**secret_ref(secret), "VersionId": token, "VersionStages": labels}
 
 

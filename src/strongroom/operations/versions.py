@@ -45,6 +45,7 @@ def store_value(
     secret: SecretRow,
     token: str,
     value: SecretValue,
+    *,
     requested: Collection[str] | None,
 ) -> tuple[list[str], bool]:
     """Store ``value`` as version ``token`` and move labels; returns (its labels, created).

@@ -76,6 +76,14 @@ class _Scalar(NamedTuple):
     ok: Callable[[Any], bool] | None  # all constraints at once; None when there are none
     checks: tuple[Check, ...]  # one per constraint, in the order AWS lists them
     display: Callable[[Any], str | None]  # how a value is echoed; None hides it (sensitive)
+    text: _Text | None = None  # the bounds again, for the inlined string parser
+
+
+class _Text(NamedTuple):
+    lo: int
+    hi: int
+    pattern: re.Pattern[str] | None
+    enum: frozenset[str] | None
 
 
 def _same(value: Any) -> Any:
@@ -156,9 +164,8 @@ def _timestamp(value: Any) -> datetime:
     return datetime.fromtimestamp(value, UTC)
 
 
-def _string_ok(
-    lo: int, hi: int, pattern: re.Pattern[str] | None, enum: frozenset[str] | None
-) -> Callable[[Any], bool]:
+def _string_ok(spec: _Text) -> Callable[[Any], bool]:
+    lo, hi, pattern, enum = spec
     fast_hi = hi // 2  # up to here the UTF-16 length cannot exceed hi, so len() suffices
 
     def ok(text: str) -> bool:
@@ -232,10 +239,10 @@ def _scalar(shape: Shape, *, checked: bool) -> _Scalar | None:
     if not checks:
         return _Scalar(kind.convert, None, (), display)
     if shape.type_name == "string":
-        ok = _string_ok(lo or 0, sys.maxsize if hi is None else hi, pattern, enum)
-    else:
-        predicates = tuple(check for check, _ in checks)
-        ok = lambda x: all(check(x) for check in predicates)  # noqa: E731
+        text_spec = _Text(lo or 0, sys.maxsize if hi is None else hi, pattern, enum)
+        return _Scalar(kind.convert, _string_ok(text_spec), tuple(checks), display, text_spec)
+    predicates = tuple(check for check, _ in checks)
+    ok = lambda x: all(check(x) for check in predicates)  # noqa: E731
     return _Scalar(kind.convert, ok, tuple(checks), display)
 
 
@@ -249,18 +256,43 @@ def _pattern(source: str | None) -> re.Pattern[str] | None:
 
 
 def _leaf(scalar: _Scalar) -> Parse:
-    convert, ok, checks, display = scalar
+    convert, ok = scalar.convert, scalar.ok
     if ok is None:
         return lambda value, _errors: convert(value)
+    if scalar.text is not None:
+        return _string_leaf(scalar, scalar.text, ok)
 
     def parse(value: Any, errors: list[_Violation]) -> Any:
         result = convert(value)
         if not ok(result):
-            subject = _subject(display(result))
-            errors.extend(_Violation(subject, text) for check, text in checks if not check(result))
+            _report(scalar, result, errors)
         return result
 
     return parse
+
+
+def _string_leaf(scalar: _Scalar, spec: _Text, ok: Callable[[Any], bool]) -> Parse:
+    # The hot path of nearly every request: the common case makes no inner calls.
+    lo, fast_hi, pattern, enum = spec.lo, spec.hi // 2, spec.pattern, spec.enum
+
+    def parse(value: Any, errors: list[_Violation]) -> Any:
+        if type(value) is not str:
+            raise _type_error(value, "a String")
+        size = len(value)
+        if (
+            (size < lo or size > fast_hi)
+            or (pattern is not None and pattern.fullmatch(value) is None)
+            or (enum is not None and value not in enum)
+        ) and not ok(value):
+            _report(scalar, value, errors)
+        return value
+
+    return parse
+
+
+def _report(scalar: _Scalar, value: Any, errors: list[_Violation]) -> None:
+    subject = _subject(scalar.display(value))
+    errors.extend(_Violation(subject, text) for check, text in scalar.checks if not check(value))
 
 
 def _list_subject(scalar: _Scalar | None, values: list[Any]) -> str:

@@ -130,7 +130,12 @@ class Transaction(Protocol):
         """Labelled versions per secret: {secret pk: {version id: stages}}."""
 
     def insert_version(
-        self, secret_pk: int, version_id: str, created_at: float, sealed: bytes | None, key_id: str | None
+        self,
+        secret_pk: int,
+        version_id: str,
+        created_at: float,
+        sealed: bytes | None,
+        key_id: str | None,
     ) -> VersionRow: ...
     def set_version_value(self, version_pk: int, sealed: bytes, key_id: str) -> None: ...
     def delete_versions(self, version_pks: Sequence[int]) -> None: ...

@@ -10,7 +10,6 @@ and how a write transaction serialises (see ``storage.base``):
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -26,6 +25,7 @@ from strongroom.storage.base import (
     AlreadyExists,
     ListQuery,
     SecretRow,
+    StorageError,
     VersionRow,
 )
 
@@ -53,6 +53,13 @@ _WORD_FIELDS = {
 def _prefix(column: Any, prefix: str) -> Any:
     # A range rather than LIKE: LIKE is case-insensitive on SQLite and ignores indexes there.
     return sa.and_(column >= prefix, column < prefix + _MAX_CHAR)
+
+
+def _inserted_pk(result: sa.CursorResult[Any]) -> int:
+    key = result.inserted_primary_key
+    if key is None:  # pragma: no cover - every table here has an integer primary key
+        raise StorageError("the database returned no primary key for an insert")
+    return int(key[0])
 
 
 def _secret(row: Any) -> SecretRow:
@@ -102,7 +109,7 @@ class SqlTransaction:
                 result = self.conn.execute(sa.insert(_S).values(**values))
         except sa.exc.IntegrityError as exc:
             raise AlreadyExists(row.name) from exc
-        row.pk = result.inserted_primary_key[0]
+        row.pk = _inserted_pk(result)
         return row
 
     def update_secret(self, pk: int, **values: Any) -> None:
@@ -207,7 +214,7 @@ class SqlTransaction:
         except sa.exc.IntegrityError as exc:
             raise AlreadyExists(version_id) from exc
         return VersionRow(
-            pk=result.inserted_primary_key[0],
+            pk=_inserted_pk(result),
             secret_pk=secret_pk,
             version_id=version_id,
             created_at=created_at,
@@ -284,9 +291,7 @@ class SqlTransaction:
         try:
             with self.conn.begin_nested():
                 self.conn.execute(
-                    sa.insert(_K).values(
-                        **{c.name: getattr(row, c.name) for c in _K.columns}
-                    )
+                    sa.insert(_K).values(**{c.name: getattr(row, c.name) for c in _K.columns})
                 )
         except sa.exc.IntegrityError as exc:
             raise AlreadyExists(row.access_key_id) from exc
@@ -366,7 +371,6 @@ class SqlStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._local = threading.local()
 
     @classmethod
     def from_url(cls, url: str) -> SqlStore:
@@ -377,8 +381,8 @@ class SqlStore:
 
     @contextmanager
     def _transaction(self, *, write: bool) -> Iterator[SqlTransaction]:
-        with self.engine.connect() as conn:
-            conn = conn.execution_options(strongroom_write=write)
+        with self.engine.connect() as plain:
+            conn = plain.execution_options(strongroom_write=write)
             with conn.begin():
                 yield SqlTransaction(conn)
 
