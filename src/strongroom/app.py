@@ -86,3 +86,12 @@ def build_app(installation: Installation, *, clock: Any = time.time) -> Frontend
         threading.Thread(target=worker.run_forever, args=(stop,), daemon=True).start()
 
     return Frontend(handler, on_startup=start, on_shutdown=stop.set)
+
+
+def app_from_environment() -> Frontend:
+    """ASGI factory for multi-process serving: each worker process opens the installation
+    from the ``STRONGROOM_*`` variables that ``strongroom serve`` exported for it."""
+    from strongroom import settings as settings_module  # noqa: PLC0415 - factory-only path
+    from strongroom.installation import open_installation  # noqa: PLC0415
+
+    return build_app(open_installation(settings_module.load({})))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
 import sys
 from typing import Any
 
@@ -14,7 +15,7 @@ from strongroom import __version__
 from strongroom.cli.keys import master_key
 from strongroom.cli.options import load_settings, setting_options
 from strongroom.installation import ROOT_CREDENTIALS_FILE, Installation, open_installation
-from strongroom.settings import Settings, SettingsError
+from strongroom.settings import SETTINGS, Settings, SettingsError
 from strongroom.storage.base import SchemaTooNew
 
 
@@ -52,16 +53,32 @@ def serve(**flags: Any) -> None:
     )
     installation = open_or_exit(settings)
     _announce(installation)
+    common: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": settings.log_level,
+        "access_log": False,  # requests are logged by strongroom.http, without bodies
+        "server_header": False,
+    }
+    if settings.workers > 1:
+        # Worker processes are started by uvicorn and open the installation themselves; the
+        # first start (keys, schema, root key) has already happened here.
+        installation.close()
+        _export(settings)
+        uvicorn.run(
+            "strongroom.app:app_from_environment", factory=True, workers=settings.workers, **common
+        )
+        return
     from strongroom.app import build_app  # noqa: PLC0415 - keeps `strongroom --help` fast
 
-    uvicorn.run(
-        build_app(installation),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        access_log=False,  # requests are logged by strongroom.http, without bodies
-        server_header=False,
-    )
+    uvicorn.run(build_app(installation), **common)
+
+
+def _export(settings: Settings) -> None:
+    for setting in SETTINGS:
+        value = getattr(settings, setting.name)
+        if value is not None:
+            os.environ[setting.env] = str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def _announce(installation: Installation) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from strongroom.domain.arn import new_secret_arn
@@ -121,7 +122,10 @@ def create_secret(ctx: Context, request: dict[str, Any]) -> dict[str, Any]:
         index_words(tx, row, tags)
         result = secret_ref(row)
         if value is not None:
-            store_value(ctx, tx, row, token, value, requested=[AWSCURRENT])
+            # One instant for the whole creation: a new secret's LastChangedDate equals its
+            # CreatedDate (spec §14), and its first version shares that date.
+            at_creation = replace(ctx, clock=lambda: now)
+            store_value(at_creation, tx, row, token, value, requested=[AWSCURRENT])
             result["VersionId"] = token
     return result
 

@@ -498,6 +498,7 @@ def _reject_constant(_name: str) -> Any:
 
 
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+_ENCODER = json.JSONEncoder(separators=(",", ":"))  # built once: json.dumps(**kw) builds one a call
 
 
 class Operation:
@@ -536,7 +537,7 @@ class Operation:
             if self._write is not None
             else {k: v for k, v in result.items() if v is not None}
         )
-        return json.dumps(out, separators=(",", ":")).encode("ascii")
+        return _ENCODER.encode(out).encode("ascii")
 
 
 class ServiceModel:
@@ -573,4 +574,4 @@ def error_body(code: str, message: str) -> bytes:
     measured), so an empty message is left out rather than sent as "".
     """
     body = {"__type": code, "Message": message} if message else {"__type": code}
-    return json.dumps(body, separators=(",", ":")).encode("ascii")
+    return _ENCODER.encode(body).encode("ascii")

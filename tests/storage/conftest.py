@@ -1,0 +1,140 @@
+"""The ``store`` fixture: every storage behaviour runs once per backend.
+
+* ``sqlite``: a fresh database file per test, migrated with ``storage.migrate.upgrade``.
+* ``postgres``: runs when ``TEST_POSTGRES_URL`` names a server (for example
+  ``postgresql://postgres@127.0.0.1:5432/``). Each test session (each xdist worker) creates a
+  database of its own there, migrates it once, and drops it at the end; tables are emptied
+  between tests through a direct connection, not through a hook in production code. Without
+  the variable the postgres cases are skipped, except under ``CI=true``, where they fail:
+  CI must never go green without having tested PostgreSQL.
+
+A test that hits a known gap of the PostgreSQL backend says so with
+``@pytest.mark.postgres_gap("why")``: its postgres case becomes a strict xfail, so it turns red
+as soon as the gap is closed and the marker can go.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+from psycopg import sql
+
+from strongroom.storage import migrate, schema
+from strongroom.storage.sql import SqlStore
+
+BACKENDS = ("sqlite", "postgres")
+POSTGRES_ENV = "TEST_POSTGRES_URL"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "postgres_gap(reason): a known gap of the PostgreSQL backend; its postgres case is a "
+        "strict xfail",
+    )
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() == "true"
+
+
+def _skip_or_fail(reason: str) -> None:
+    if _in_ci():
+        pytest.fail(f"CI=true, so the postgres backend must be tested, but {reason}")
+    pytest.skip(reason)
+
+
+def _server_url() -> str:
+    url = os.environ.get(POSTGRES_ENV)
+    if not url:
+        _skip_or_fail(
+            f"{POSTGRES_ENV} is not set (e.g. postgresql://postgres@127.0.0.1:5432/), "
+            "so the postgres backend is not tested"
+        )
+    return str(url)
+
+
+@contextlib.contextmanager
+def fresh_postgres_database() -> Iterator[str]:
+    """A new, empty database on the ``TEST_POSTGRES_URL`` server; its SQLAlchemy URL."""
+    server = _server_url()
+    name = f"strongroom_test_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = psycopg.connect(server, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        _skip_or_fail(f"{POSTGRES_ENV}={server} is unreachable: {exc}")
+    with admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        try:
+            yield (
+                sa.engine.make_url(server)
+                .set(drivername="postgresql+psycopg", database=name)
+                .render_as_string(hide_password=False)
+            )
+        finally:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+@pytest.fixture(scope="session")
+def postgres_store() -> Iterator[SqlStore]:
+    """One migrated PostgreSQL database for this session (this xdist worker)."""
+    with fresh_postgres_database() as url:
+        store = SqlStore.from_url(url)
+        try:
+            migrate.upgrade(store.engine)
+            yield store
+        finally:
+            store.close()
+
+
+def _empty_postgres(store: SqlStore) -> None:
+    tables = ", ".join(f'"{table.name}"' for table in schema.metadata.sorted_tables)
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    gap = request.node.get_closest_marker("postgres_gap")
+    if name == "postgres" and gap is not None:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=gap.args[0]))
+    return name
+
+
+@pytest.fixture
+def store(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
+    """A migrated, empty store of the backend under test."""
+    if backend == "sqlite":
+        sqlite_store = SqlStore.from_url(f"sqlite:///{tmp_path / 'contract.db'}")
+        try:
+            migrate.upgrade(sqlite_store.engine)
+            yield sqlite_store
+        finally:
+            sqlite_store.close()
+        return
+    postgres: SqlStore = request.getfixturevalue("postgres_store")
+    _empty_postgres(postgres)
+    yield postgres
+
+
+@pytest.fixture
+def empty_database(backend: str, tmp_path: Path) -> Iterator[Callable[[], str]]:
+    """Makes databases with no tables at all (for the migration tests); gives their URLs."""
+    with contextlib.ExitStack() as cleanup:
+
+        def make() -> str:
+            if backend == "sqlite":
+                return f"sqlite:///{tmp_path / f'empty-{uuid.uuid4().hex[:8]}.db'}"
+            return cleanup.enter_context(fresh_postgres_database())
+
+        yield make
