@@ -212,15 +212,15 @@ def test_vector_with_flipped_body_fails(name: str) -> None:
 def test_vector_with_flipped_signed_header_fails(name: str) -> None:
     vector = load_vector(SUITE / name)
     auth = vector.request.header(b"authorization").decode()
-    signed = auth.partition("SignedHeaders=")[2].partition(",")[0].split(";")
-    assert "host" in signed
-    for header in signed:
+    signed_names = auth.partition("SignedHeaders=")[2].partition(",")[0].split(";")
+    assert "host" in signed_names
+    for header in signed_names:
         index = next(i for i, (n, _) in enumerate(vector.request.headers) if n == header.encode())
-        name, value = vector.request.headers[index]
+        raw_name, value = vector.request.headers[index]
         # x-amz-date: change the last digit of the seconds, so only the signature can object.
         new = value[:-2] + b"9Z" if header == "x-amz-date" else flip(value)
         headers = list(vector.request.headers)
-        headers[index] = (name, new)
+        headers[index] = (raw_name, new)
         with pytest.raises(InvalidSignatureException, match="does not match"):
             replace(vector.request, headers=tuple(headers)).verify(vector.keys)
 

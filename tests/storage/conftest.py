@@ -97,9 +97,10 @@ def postgres_store() -> Iterator[SqlStore]:
 
 
 def _empty_postgres(store: SqlStore) -> None:
-    tables = ", ".join(f'"{table.name}"' for table in schema.metadata.sorted_tables)
+    # DELETE, children first: on tables this small it is far quicker than TRUNCATE.
     with store.engine.begin() as conn:
-        conn.exec_driver_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+        for table in reversed(schema.metadata.sorted_tables):
+            conn.execute(table.delete())
 
 
 @pytest.fixture(params=BACKENDS)

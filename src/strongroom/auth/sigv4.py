@@ -35,7 +35,7 @@ TERMINATOR = "aws4_request"
 MAX_SKEW_SECONDS = 300  # AWS's window, both ways; the messages below say "5 min."
 SIGNING_KEY_CACHE_SIZE = 256
 
-# Message texts, verbatim from AWS (sources in the module's tests and the hand-back report).
+# Message texts as AWS JSON services send them (as recorded in SDK bug reports and emulators).
 MISSING_AUTH_TOKEN = "Request is missing Authentication Token"  # noqa: S105 (a message)
 BOTH_AUTH_FORMS = (
     "Found both 'X-Amz-Algorithm' as a query-string param and 'Authorization' as HTTP header."

@@ -84,7 +84,9 @@ def update_stage(  # noqa: C901 - one branch per rule of spec §3.3, read top to
             # Text from emulators, UNCONFIRMED against AWS (spec §16.2).
             raise InvalidParameterException(f"Not a valid version: {version}")
     current_holder = holder(result, stage)
-    if remove_from is not None and stage not in result[remove_from] and remove_from != move_to:
+    # Also when RemoveFromVersionId equals MoveToVersionId: naming the target as the version
+    # to remove from must not stand in for the version that really holds the label (rule 2).
+    if remove_from is not None and stage not in result[remove_from]:
         raise InvalidParameterException(f"Version stage {stage} not found in version {remove_from}")
     if move_to is None:
         if remove_from is None:

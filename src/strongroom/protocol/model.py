@@ -76,12 +76,12 @@ class _Scalar(NamedTuple):
     ok: Callable[[Any], bool] | None  # all constraints at once; None when there are none
     checks: tuple[Check, ...]  # one per constraint, in the order AWS lists them
     display: Callable[[Any], str | None]  # how a value is echoed; None hides it (sensitive)
-    text: _Text | None = None  # the bounds again, for the inlined string parser
+    text: _Text | None = None  # strings only: what the inlined fast check needs
 
 
 class _Text(NamedTuple):
     lo: int
-    hi: int
+    fast_hi: int  # up to this many code points the UTF-16 length cannot exceed max either
     pattern: re.Pattern[str] | None
     enum: frozenset[str] | None
 
@@ -164,23 +164,6 @@ def _timestamp(value: Any) -> datetime:
     return datetime.fromtimestamp(value, UTC)
 
 
-def _string_ok(spec: _Text) -> Callable[[Any], bool]:
-    lo, hi, pattern, enum = spec
-    fast_hi = hi // 2  # up to here the UTF-16 length cannot exceed hi, so len() suffices
-
-    def ok(text: str) -> bool:
-        size = len(text)
-        if size < lo or size > fast_hi:
-            size = _u16len(text)
-            if size < lo or size > hi:
-                return False
-        if pattern is not None and pattern.fullmatch(text) is None:
-            return False
-        return enum is None or text in enum
-
-    return ok
-
-
 def _hide(_value: Any) -> str | None:
     return None
 
@@ -238,12 +221,12 @@ def _scalar(shape: Shape, *, checked: bool) -> _Scalar | None:
         checks.append((lambda x: x in enum, text))
     if not checks:
         return _Scalar(kind.convert, None, (), display)
-    if shape.type_name == "string":
-        text_spec = _Text(lo or 0, sys.maxsize if hi is None else hi, pattern, enum)
-        return _Scalar(kind.convert, _string_ok(text_spec), tuple(checks), display, text_spec)
     predicates = tuple(check for check, _ in checks)
     ok = lambda x: all(check(x) for check in predicates)  # noqa: E731
-    return _Scalar(kind.convert, ok, tuple(checks), display)
+    fast = None
+    if shape.type_name == "string":
+        fast = _Text(lo or 0, sys.maxsize if hi is None else hi // 2, pattern, enum)
+    return _Scalar(kind.convert, ok, tuple(checks), display, fast)
 
 
 def _pattern(source: str | None) -> re.Pattern[str] | None:
@@ -260,7 +243,7 @@ def _leaf(scalar: _Scalar) -> Parse:
     if ok is None:
         return lambda value, _errors: convert(value)
     if scalar.text is not None:
-        return _string_leaf(scalar, scalar.text, ok)
+        return _string_leaf(scalar, scalar.text)
 
     def parse(value: Any, errors: list[_Violation]) -> Any:
         result = convert(value)
@@ -271,9 +254,10 @@ def _leaf(scalar: _Scalar) -> Parse:
     return parse
 
 
-def _string_leaf(scalar: _Scalar, spec: _Text, ok: Callable[[Any], bool]) -> Parse:
-    # The hot path of nearly every request: the common case makes no inner calls.
-    lo, fast_hi, pattern, enum = spec.lo, spec.hi // 2, spec.pattern, spec.enum
+def _string_leaf(scalar: _Scalar, spec: _Text) -> Parse:
+    # The hot path of nearly every request: the common case makes no inner calls. When the
+    # quick test fails, _report runs the exact checks (UTF-16 length) and may find nothing.
+    lo, fast_hi, pattern, enum = spec
 
     def parse(value: Any, errors: list[_Violation]) -> Any:
         if type(value) is not str:
@@ -283,7 +267,7 @@ def _string_leaf(scalar: _Scalar, spec: _Text, ok: Callable[[Any], bool]) -> Par
             (size < lo or size > fast_hi)
             or (pattern is not None and pattern.fullmatch(value) is None)
             or (enum is not None and value not in enum)
-        ) and not ok(value):
+        ):
             _report(scalar, value, errors)
         return value
 
@@ -291,8 +275,9 @@ def _string_leaf(scalar: _Scalar, spec: _Text, ok: Callable[[Any], bool]) -> Par
 
 
 def _report(scalar: _Scalar, value: Any, errors: list[_Violation]) -> None:
+    failed = [text for check, text in scalar.checks if not check(value)]
     subject = _subject(scalar.display(value))
-    errors.extend(_Violation(subject, text) for check, text in scalar.checks if not check(value))
+    errors.extend(_Violation(subject, text) for text in failed)
 
 
 def _list_subject(scalar: _Scalar | None, values: list[Any]) -> str:

@@ -1,0 +1,518 @@
+"""The parts bench/run.py and bench/profile_get.py share.
+
+- Servers: start Strongroom, moto's standalone server or the constant-response ceiling app as
+  subprocesses on free loopback ports; read their CPU time and memory from /proc.
+- Signing: real SigV4 with botocore's own signer, rendered as raw HTTP/1.1 bytes so a fast
+  client can replay them (a signature stays valid for 5 minutes).
+- Clients: ``wrk`` (C, from Debian) replaying pre-signed requests through bench/replay.lua for
+  timed runs, and a multi-process asyncio client that sends a list of requests exactly once
+  (seeding, warm-up) or, as a fallback where wrk is missing, replays them for a duration.
+
+Only 127.0.0.1 is ever contacted, and every wait has a deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http.client
+import itertools
+import json
+import multiprocessing
+import os
+import re
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+BENCH_DIR = Path(__file__).resolve().parent
+VENV_BIN = Path(sys.executable).parent
+HOST = "127.0.0.1"
+ACCOUNT_ID = "123456789012"
+REGION = "us-east-1"
+ROOT_KEY_ID = "AKIABENCHROOTKEY0001"
+ROOT_SECRET = "bench-root-secret-access-key-not-for-real-use"  # noqa: S105 - a bench credential
+TARGET_PREFIX = "secretsmanager."
+CONTENT_TYPE = "application/x-amz-json-1.1"
+# A typical small secret: a JSON document of about 100 bytes.
+SECRET_VALUE = json.dumps(
+    {"username": "app_user", "password": "x7#Qv9!mR2@pL4$wZ8^kT1", "host": "db.internal", "port": 5432}
+)
+START_TIMEOUT = 60.0
+STOP_TIMEOUT = 15.0
+
+
+class BenchError(RuntimeError):
+    """A step of the benchmark could not run; the message says what to do."""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def secret_name(index: int) -> str:
+    return f"bench/secret-{index:06d}"
+
+
+# --- servers ------------------------------------------------------------------------------
+
+
+@dataclass
+class Server:
+    name: str  # short name in tables: strongroom, moto, ceiling
+    port: int
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+    _log: Any = field(repr=False, default=None)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the server process, all threads."""
+        stat = Path(f"/proc/{self.pid}/stat").read_text()
+        fields = stat[stat.rindex(")") + 2 :].split()
+        ticks = int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15 of stat)
+        return ticks / os.sysconf("SC_CLK_TCK")
+
+    def memory_mb(self) -> tuple[float, float]:
+        """(VmRSS, VmHWM) in MiB: resident set now, and its peak."""
+        values: dict[str, float] = {}
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            key, _, rest = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                values[key] = int(rest.split()[0]) / 1024  # kB
+        return values["VmRSS"], values["VmHWM"]
+
+    def check_alive(self) -> None:
+        if self.proc.poll() is not None:
+            raise BenchError(
+                f"{self.name} exited with {self.proc.returncode}; its log: {self.log_path}\n"
+                + tail(self.log_path)
+            )
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)  # uvicorn and werkzeug shut down cleanly
+            try:
+                self.proc.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(STOP_TIMEOUT)
+        if self._log is not None:
+            self._log.close()
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def _clean_env() -> dict[str, str]:
+    # No inherited STRONGROOM_* setting may change what is measured (STRONGROOM_DEV=1 would
+    # switch signature checks off), and no AWS_* variable may redirect the signer.
+    return {
+        k: v for k, v in os.environ.items() if not k.startswith(("STRONGROOM_", "AWS_"))
+    }
+
+
+def _spawn(name: str, argv: list[str], workdir: Path, env: dict[str, str]) -> Server:
+    port = int(argv[argv.index("--port") + 1]) if "--port" in argv else int(argv[-1])
+    log_path = workdir / f"{name}.log"
+    log = log_path.open("wb")
+    proc = subprocess.Popen(  # noqa: S603 - our own argv
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=workdir,
+        start_new_session=True,  # a ^C to the bench does not hit the server mid-measurement
+    )
+    return Server(name=name, port=port, proc=proc, log_path=log_path, _log=log)
+
+
+def start_strongroom(workdir: Path, *, extra_args: Sequence[str] = ()) -> Server:
+    exe = VENV_BIN / "strongroom"
+    if not exe.exists():
+        raise BenchError(f"{exe} not found: install Strongroom with `.venv/bin/pip install -e .`")
+    data_dir = workdir / "strongroom-data"
+    env = _clean_env() | {
+        "STRONGROOM_ROOT_ACCESS_KEY_ID": ROOT_KEY_ID,
+        "STRONGROOM_ROOT_SECRET_ACCESS_KEY": ROOT_SECRET,
+    }
+    port = free_port()
+    argv = [str(exe), "serve", "--host", HOST, "--port", str(port), "--data-dir", str(data_dir)]
+    argv += ["--account-id", ACCOUNT_ID, "--region", REGION, *extra_args]
+    server = _spawn("strongroom", argv, workdir, env)
+    wait_ready(server)
+    return server
+
+
+def start_moto(workdir: Path) -> Server:
+    exe = VENV_BIN / "moto_server"
+    if not exe.exists():
+        raise BenchError(
+            f"{exe} not found: the anchor is moto's standalone server; install it with "
+            "`.venv/bin/pip install -e '.[bench]'` (or `.venv/bin/pip install 'moto[server]'`)"
+        )
+    port = free_port()
+    env = _clean_env() | {"AWS_DEFAULT_REGION": REGION}
+    server = _spawn("moto", [str(exe), "-H", HOST, "--port", str(port)], workdir, env)
+    wait_ready(server)
+    return server
+
+
+def start_ceiling(workdir: Path) -> Server:
+    """The constant-response uvicorn app: the ceiling of a Python HTTP service here."""
+    port = free_port()
+    argv = [sys.executable, str(BENCH_DIR / "ceiling_app.py"), "--port", str(port)]
+    server = _spawn("ceiling", argv, workdir, _clean_env())
+    wait_ready(server)
+    return server
+
+
+def wait_ready(server: Server) -> None:
+    signer = Signer(server.port)
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        server.check_alive()
+        try:
+            status, _ = http_once(server.port, signer.sign("ListSecrets", {}))
+        except OSError:
+            status = 0
+        if status == 200:
+            return
+        if time.monotonic() > deadline:
+            raise BenchError(f"{server.name} did not answer within {START_TIMEOUT:.0f} s")
+        time.sleep(0.2)
+
+
+# --- signing ------------------------------------------------------------------------------
+
+
+class Signer:
+    """Real SigV4 requests for one endpoint, as raw HTTP/1.1 bytes."""
+
+    def __init__(self, port: int, *, key_id: str = ROOT_KEY_ID, secret: str = ROOT_SECRET) -> None:
+        self.port = port
+        self.url = f"http://{HOST}:{port}/"
+        self.host = f"{HOST}:{port}"
+        self.auth = SigV4Auth(Credentials(key_id, secret), "secretsmanager", REGION)
+
+    def sign(self, operation: str, body: dict[str, Any]) -> bytes:
+        data = json.dumps(body, separators=(",", ":")).encode()
+        request = AWSRequest(
+            method="POST",
+            url=self.url,
+            data=data,
+            headers={"Content-Type": CONTENT_TYPE, "X-Amz-Target": TARGET_PREFIX + operation},
+        )
+        self.auth.add_auth(request)
+        lines = [f"POST / HTTP/1.1\r\nHost: {self.host}\r\n"]
+        lines += [f"{name}: {value}\r\n" for name, value in request.headers.items()]
+        lines.append(f"Content-Length: {len(data)}\r\n\r\n")
+        return "".join(lines).encode("latin-1") + data
+
+
+def http_once(port: int, raw: bytes, timeout: float = 30.0) -> tuple[int, bytes]:
+    """Send one raw request on a fresh connection; (status, body)."""
+    with socket.create_connection((HOST, port), timeout=timeout) as sock:
+        sock.sendall(raw)
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        return response.status, response.read()
+
+
+def call(port: int, operation: str, body: dict[str, Any]) -> dict[str, Any]:
+    status, data = http_once(port, Signer(port).sign(operation, body))
+    if status != 200:
+        raise BenchError(f"{operation} answered {status}: {data[:300]!r}")
+    return json.loads(data) if data else {}
+
+
+# --- the asyncio client -------------------------------------------------------------------
+
+Item = tuple[str, dict[str, Any]]  # (operation, request body): signed when it is sent
+
+
+@dataclass
+class SendReport:
+    sent: int
+    seconds: float
+    statuses: Counter[int]
+    errors: list[str]  # a few error bodies, for the message when something failed
+
+    @property
+    def ok(self) -> bool:
+        return set(self.statuses) == {200}
+
+    @property
+    def rate(self) -> float:
+        return self.sent / self.seconds if self.seconds else 0.0
+
+
+_CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:\s*(\d+)", re.IGNORECASE)
+
+
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head[9:12])
+    match = _CONTENT_LENGTH.search(head)
+    if match is None:
+        raise BenchError(f"response without Content-Length: {head[:200]!r}")
+    return status, await reader.readexactly(int(match.group(1)))
+
+
+async def _send_each(port: int, items: Sequence[Item], connections: int) -> tuple[Counter[int], list[str]]:
+    signer = Signer(port)
+    queue: Iterator[Item] = iter(items)
+    statuses: Counter[int] = Counter()
+    errors: list[str] = []
+
+    async def connection() -> None:
+        reader, writer = await asyncio.open_connection(HOST, port)
+        try:
+            for operation, body in queue:  # shared iterator: each item goes out once
+                writer.write(signer.sign(operation, body))  # signed now: fresh for 5 minutes
+                status, data = await _read_response(reader)
+                statuses[status] += 1
+                if status != 200 and len(errors) < 5:
+                    errors.append(f"{operation} {status} {data[:200]!r}")
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(connection() for _ in range(connections)))
+    return statuses, errors
+
+
+def _send_each_worker(args: tuple[int, Sequence[Item], int, float]) -> tuple[Counter[int], list[str]]:
+    port, items, connections, timeout = args
+    return asyncio.run(asyncio.wait_for(_send_each(port, items, connections), timeout))
+
+
+def send_each(
+    port: int,
+    items: Sequence[Item],
+    *,
+    connections: int = 32,
+    processes: int = 2,
+    timeout: float = 900.0,
+) -> SendReport:
+    """Send every item exactly once, over ``connections`` keep-alive connections in all."""
+    if not items:
+        return SendReport(0, 0.0, Counter(), [])
+    processes = max(1, min(processes, len(items) // 200 or 1))
+    per_process = max(1, connections // processes)
+    jobs = [(port, list(items[k::processes]), per_process, timeout) for k in range(processes)]
+    started = time.perf_counter()
+    if processes == 1:
+        results = [_send_each_worker(jobs[0])]
+    else:
+        with multiprocessing.get_context("fork").Pool(processes) as pool:
+            results = pool.map(_send_each_worker, jobs)
+    seconds = time.perf_counter() - started
+    statuses: Counter[int] = Counter()
+    errors: list[str] = []
+    for counts, errs in results:
+        statuses.update(counts)
+        errors.extend(errs)
+    return SendReport(sum(statuses.values()), seconds, statuses, errors[:5])
+
+
+async def _replay(
+    port: int, raws: Sequence[bytes], connections: int, duration: float
+) -> tuple[list[int], int, int]:
+    latencies: list[int] = []
+    failures = 0
+    deadline = time.perf_counter() + duration
+    counter = itertools.count()
+
+    async def connection() -> None:
+        nonlocal failures
+        reader, writer = await asyncio.open_connection(HOST, port)
+        try:
+            while time.perf_counter() < deadline:
+                raw = raws[next(counter) % len(raws)]
+                started = time.perf_counter_ns()
+                writer.write(raw)
+                status, _ = await _read_response(reader)
+                latencies.append(time.perf_counter_ns() - started)
+                failures += status >= 400
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(connection() for _ in range(connections)))
+    return latencies, failures, next(counter) // len(raws)
+
+
+def _replay_worker(args: tuple[int, Sequence[bytes], int, float]) -> tuple[list[int], int, int]:
+    port, raws, connections, duration = args
+    return asyncio.run(asyncio.wait_for(_replay(port, raws, connections, duration), duration + 60))
+
+
+# --- timed runs ---------------------------------------------------------------------------
+
+
+@dataclass
+class LoadResult:
+    requests: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    errors: int  # non-2xx answers plus socket errors and timeouts
+    wraps: int  # times a client thread ran out of distinct requests and started again
+    server_cpu: float  # server CPU time / wall time (1.0 = one core busy)
+    client_cpu: float  # the same for the load client
+    client: str
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+
+def have_wrk() -> bool:
+    return shutil.which("wrk") is not None
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_load(
+    server: Server,
+    raws: Sequence[bytes],
+    *,
+    connections: int,
+    duration: float,
+    workdir: Path,
+    client: str = "wrk",
+    threads: int = 1,
+) -> LoadResult:
+    """Replay ``raws`` against ``server`` for ``duration`` seconds; wrk or asyncio."""
+    server.check_alive()
+    threads = max(1, min(threads, connections, len(raws)))
+    cpu0, child0, wall0 = server.cpu_seconds(), _children_cpu(), time.perf_counter()
+    if client == "wrk":
+        result = _run_wrk(server.port, raws, connections, duration, threads, workdir)
+    else:
+        result = _run_asyncio(server.port, raws, connections, duration, threads)
+    wall = time.perf_counter() - wall0
+    result.server_cpu = (server.cpu_seconds() - cpu0) / wall
+    result.client_cpu = (_children_cpu() - child0) / wall
+    server.check_alive()
+    return result
+
+
+def _run_wrk(
+    port: int, raws: Sequence[bytes], connections: int, duration: float, threads: int, workdir: Path
+) -> LoadResult:
+    path = workdir / "requests.bin"
+    with path.open("wb") as handle:
+        for raw in raws:
+            if b"\0" in raw:
+                raise BenchError("a request contains a NUL byte, which replay.lua uses as separator")
+            handle.write(raw + b"\0")
+    argv = [
+        "wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(duration))}s", "--timeout", "10s",
+        "-s", str(BENCH_DIR / "replay.lua"), f"http://{HOST}:{port}/", "--", str(path), str(threads),
+    ]  # fmt: skip
+    done = subprocess.run(  # noqa: S603 - our own argv
+        argv, capture_output=True, text=True, timeout=duration + 60, check=False
+    )
+    line = next((x for x in done.stdout.splitlines() if x.startswith("RESULT ")), None)
+    if done.returncode != 0 or line is None:
+        raise BenchError(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    data = json.loads(line.removeprefix("RESULT "))
+    errors = sum(
+        data[k]
+        for k in ("status_errors", "connect_errors", "read_errors", "write_errors", "timeouts")
+    )
+    return LoadResult(
+        requests=data["requests"],
+        seconds=data["duration_us"] / 1e6,
+        p50_ms=data["p50_us"] / 1000,
+        p99_ms=data["p99_us"] / 1000,
+        errors=errors,
+        wraps=data["wraps"],
+        server_cpu=0.0,
+        client_cpu=0.0,
+        client=f"wrk -t{threads}",
+    )
+
+
+def _run_asyncio(
+    port: int, raws: Sequence[bytes], connections: int, duration: float, processes: int
+) -> LoadResult:
+    per_process = max(1, connections // processes)
+    jobs = [(port, list(raws[k::processes]), per_process, duration) for k in range(processes)]
+    with multiprocessing.get_context("fork").Pool(processes) as pool:
+        results = pool.map(_replay_worker, jobs)
+    latencies = sorted(itertools.chain.from_iterable(r[0] for r in results))
+    if not latencies:
+        raise BenchError("the asyncio client completed no request")
+
+    def percentile(p: float) -> float:
+        return latencies[min(len(latencies) - 1, int(len(latencies) * p))] / 1e6
+
+    return LoadResult(
+        requests=len(latencies),
+        seconds=duration,  # each connection stops starting requests at the deadline
+        p50_ms=percentile(0.50),
+        p99_ms=percentile(0.99),
+        errors=sum(r[1] for r in results),
+        wraps=sum(r[2] for r in results),
+        server_cpu=0.0,
+        client_cpu=0.0,
+        client=f"asyncio x{processes}",
+    )
+
+
+# --- request sets -------------------------------------------------------------------------
+
+
+def create_items(first: int, count: int) -> list[Item]:
+    return [
+        (
+            "CreateSecret",
+            {
+                "Name": secret_name(i),
+                "SecretString": SECRET_VALUE,
+                "ClientRequestToken": str(uuid.uuid4()),
+            },
+        )
+        for i in range(first, first + count)
+    ]
+
+
+def put_item(name: str) -> Item:
+    return (
+        "PutSecretValue",
+        {"SecretId": name, "SecretString": SECRET_VALUE, "ClientRequestToken": str(uuid.uuid4())},
+    )
+
+
+def kill_quietly(server: Server | None) -> None:
+    if server is not None:
+        with contextlib.suppress(Exception):
+            server.stop()
