@@ -16,7 +16,9 @@ from strongroom.cli.keys import master_key
 from strongroom.cli.options import load_settings, setting_options
 from strongroom.installation import ROOT_CREDENTIALS_FILE, Installation, open_installation
 from strongroom.settings import SETTINGS, Settings, SettingsError
+from strongroom.storage import migrate
 from strongroom.storage.base import SchemaTooNew
+from strongroom.storage.sql import SqlStore
 
 
 @click.group()
@@ -112,6 +114,22 @@ def _announce(installation: Installation) -> None:
         echo(f"    AWS_ACCESS_KEY_ID={key_id}")
         echo(f"    AWS_SECRET_ACCESS_KEY={secret}")
     sys.stdout.flush()
+
+
+@main.command("migrate")
+@setting_options("data_dir", "database_url")
+def migrate_command(**flags: Any) -> None:
+    """Bring the database schema up to date (serve does this too, on start)."""
+    settings = load_settings(flags)
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    store = SqlStore.from_url(settings.resolved_database_url)
+    try:
+        migrate.upgrade(store.engine)
+        click.echo(f"schema at revision {migrate.current_revision(store.engine)}")
+    except SchemaTooNew as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        store.close()
 
 
 main.add_command(master_key)

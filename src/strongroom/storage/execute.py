@@ -1,0 +1,153 @@
+"""Run SQLAlchemy Core statements on a raw DBAPI connection, compiled once.
+
+Why not ``Connection.execute``: on the read path of GetSecretValue, SQLAlchemy's per-call
+work (statement coercion, cache-key generation, result set-up, pool checkout and the
+transaction events) cost about ten times the SQLite query itself — the difference between
+hundreds and thousands of requests per second (see bench/). Statements are still written
+with SQLAlchemy Core and compiled by SQLAlchemy for the engine's dialect; only execution is
+done here, on the DBAPI connection the engine's pool hands out.
+
+Statements built once at import (``bindparam`` placeholders) are compiled once per dialect;
+ad-hoc statements (a ListSecrets query with its filters) are compiled on each call.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import namedtuple
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, cast
+
+from sqlalchemy import bindparam
+from sqlalchemy.engine import Dialect
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
+
+
+class Compiled:
+    """A statement compiled for one dialect: SQL text and how to order its parameters."""
+
+    __slots__ = ("defaults", "positional", "sql")
+
+    def __init__(self, statement: ClauseElement, dialect: Dialect) -> None:
+        compiled = cast(
+            "SQLCompiler",
+            statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": True}),
+        )
+        self.sql: str = compiled.string
+        self.defaults: dict[str, Any] = dict(compiled.construct_params() or {})
+        self.positional = compiled.positiontup if dialect.positional else None
+
+    def parameters(self, params: Mapping[str, Any] | None) -> Sequence[Any] | dict[str, Any]:
+        values = {**self.defaults, **params} if params else self.defaults
+        if self.positional is not None:
+            return [values[name] for name in self.positional]
+        return values
+
+
+@functools.lru_cache(maxsize=256)
+def _row_type(names: tuple[str, ...]) -> Any:
+    # Rows behave like SQLAlchemy's: attribute access, unpacking, _asdict().
+    return namedtuple("Row", names, rename=True)  # noqa: PYI024 - built per column set
+
+
+class Result:
+    __slots__ = ("rowcount", "rows")
+
+    def __init__(self, cursor: Any) -> None:
+        self.rowcount: int = cursor.rowcount
+        if cursor.description is None:
+            self.rows: list[Any] = []
+            return
+        row_type = _row_type(tuple(d[0] for d in cursor.description))
+        self.rows = [row_type(*values) for values in cursor.fetchall()]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.rows)
+
+    def first(self) -> Any:
+        return self.rows[0] if self.rows else None
+
+    def scalar(self) -> Any:
+        return self.rows[0][0] if self.rows else None
+
+    def scalars(self) -> list[Any]:
+        return [row[0] for row in self.rows]
+
+
+class Executor:
+    """Executes statements on one DBAPI connection for the length of one transaction."""
+
+    def __init__(self, dbapi_connection: Any, dialect: Dialect) -> None:
+        self.dbapi_connection = dbapi_connection
+        self.dialect = dialect
+        self._compiled: dict[int, Compiled] = {}
+        self._savepoints = 0
+
+    def compiled(self, statement: ClauseElement, *, cache: bool) -> Compiled:
+        if not cache:
+            return Compiled(statement, self.dialect)
+        return _compile_cached(statement, self.dialect)
+
+    def execute(
+        self,
+        statement: ClauseElement,
+        params: Mapping[str, Any] | None = None,
+        *,
+        cache: bool = False,
+    ) -> Result:
+        compiled = self.compiled(statement, cache=cache)
+        cursor = self.dbapi_connection.cursor()
+        try:
+            cursor.execute(compiled.sql, compiled.parameters(params))
+            return Result(cursor)
+        finally:
+            cursor.close()
+
+    def insert_many(self, table: Any, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Insert ``rows`` (dicts with the same keys) with one executemany."""
+        if not rows:
+            return
+        statement = table.insert().values({key: bindparam(key) for key in rows[0]})
+        compiled = Compiled(statement, self.dialect)
+        cursor = self.dbapi_connection.cursor()
+        try:
+            cursor.executemany(compiled.sql, [compiled.parameters(row) for row in rows])
+        finally:
+            cursor.close()
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A nested transaction: an error inside rolls back only what happened inside."""
+        self._savepoints += 1
+        name = f"sp{self._savepoints}"
+        self.raw(f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException:
+            self.raw(f"ROLLBACK TO SAVEPOINT {name}")
+            self.raw(f"RELEASE SAVEPOINT {name}")
+            raise
+        self.raw(f"RELEASE SAVEPOINT {name}")
+
+    def raw(self, sql: str) -> None:
+        cursor = self.dbapi_connection.cursor()
+        try:
+            cursor.execute(sql)
+        finally:
+            cursor.close()
+
+
+# Keyed by the statement object itself: statements cached here are module-level constants
+# that live as long as the process, so the cache cannot grow without bound.
+_CACHE: dict[tuple[int, str], tuple[ClauseElement, Compiled]] = {}
+
+
+def _compile_cached(statement: ClauseElement, dialect: Dialect) -> Compiled:
+    key = (id(statement), dialect.name)
+    hit = _CACHE.get(key)
+    if hit is None or hit[0] is not statement:
+        hit = (statement, Compiled(statement, dialect))
+        _CACHE[key] = hit
+    return hit[1]
