@@ -41,7 +41,11 @@ class Installation:
 
 def open_installation(settings: Settings, environ: dict[str, str] | None = None) -> Installation:
     environ = dict(os.environ) if environ is None else environ
+    # Everything Strongroom writes (database, WAL, keys, credentials) is for its user alone,
+    # even in a data dir the operator made with looser permissions.
+    os.umask(0o077)
     settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    settings.data_dir.chmod(0o700)
     keyring, created_key = load_or_create_keyring(settings.resolved_master_key_file)
     sealer = Sealer(keyring)
     store = SqlStore.from_url(settings.resolved_database_url)
@@ -51,6 +55,10 @@ def open_installation(settings: Settings, environ: dict[str, str] | None = None)
             account_id = _account_id(tx, settings)
             token_key = _token_key(tx)
             new_root = _root_key(tx, sealer, account_id, environ)
+            if new_root is not None:
+                # Written before the key is committed: a crash in between must not leave a
+                # root key that nobody was ever shown.
+                _write_private(settings.data_dir / ROOT_CREDENTIALS_FILE, new_root)
     except BaseException:
         store.close()
         raise
@@ -62,9 +70,7 @@ def open_installation(settings: Settings, environ: dict[str, str] | None = None)
         token_key=token_key,
         created_master_key=created_key,
     )
-    if new_root is not None:
-        installation.new_root_credentials = new_root
-        _write_private(settings.data_dir / ROOT_CREDENTIALS_FILE, new_root)
+    installation.new_root_credentials = new_root
     return installation
 
 
@@ -129,6 +135,7 @@ def _write_private(path: Path, credentials: tuple[str, str]) -> None:
     key_id, secret = credentials
     text = f"[default]\naws_access_key_id = {key_id}\naws_secret_access_key = {secret}\n"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # O_CREAT's mode applies only to a file it creates
     with os.fdopen(fd, "w") as handle:
         handle.write(text)
         handle.flush()

@@ -48,6 +48,13 @@ def _account_id(value: str) -> str:
     return value
 
 
+def _log_level(value: str) -> str:
+    lowered = value.strip().lower()
+    if lowered not in ("debug", "info", "warning", "error", "critical"):
+        raise ValueError(f"expected debug, info, warning, error or critical, got {value!r}")
+    return lowered
+
+
 def _port(value: str) -> int:
     port = int(value)
     if not 0 <= port <= 65535:  # noqa: PLR2004 - the TCP port range
@@ -72,7 +79,7 @@ SETTINGS: tuple[Setting, ...] = (
         _bool,
     ),
     Setting("workers", "Server processes (default 1).", int),
-    Setting("log_level", "Log level: debug, info, warning, error (default info)."),
+    Setting("log_level", "Log level: debug, info, warning, error (default info).", _log_level),
 )
 
 

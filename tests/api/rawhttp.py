@@ -15,7 +15,6 @@ import httpx
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
-
 from tests.conftest import ROOT_KEY_ID, ROOT_SECRET
 
 CONTENT_TYPE = "application/x-amz-json-1.1"

@@ -8,7 +8,6 @@ import uuid
 
 import pytest
 from botocore.exceptions import ClientError
-
 from tests.api.rawhttp import signed_call
 from tests.conftest import ACCOUNT_ID
 
@@ -36,7 +35,7 @@ def token() -> str:
     return str(uuid.uuid4())
 
 
-# -- the ARN ----------------------------------------------------------------------------------
+# -- the ARN ---------------------------------------------------------------------------------------
 
 
 def test_it_returns_an_arn_made_of_region_account_name_and_a_six_character_suffix(client, region):
@@ -69,7 +68,7 @@ def test_it_finds_the_new_secret_by_its_arn(client):
     assert client.get_secret_value(SecretId=arn)["SecretString"] == "x"
 
 
-# -- with and without a value -----------------------------------------------------------------
+# -- with and without a value ----------------------------------------------------------------------
 
 
 def test_it_uses_the_client_request_token_as_the_first_version_id(client):
@@ -98,7 +97,9 @@ def test_a_secret_created_without_a_value_has_no_versions(client):
     client.create_secret(Name="empty", Description="nothing yet")
     described = client.describe_secret(SecretId="empty")
     assert "VersionIdsToStages" not in described
-    assert client.list_secret_version_ids(SecretId="empty", IncludeDeprecated=True)["Versions"] == []
+    assert (
+        client.list_secret_version_ids(SecretId="empty", IncludeDeprecated=True)["Versions"] == []
+    )
 
 
 def test_reading_a_secret_created_without_a_value_finds_no_awscurrent(client):
@@ -116,7 +117,7 @@ def test_the_first_value_put_into_an_empty_secret_becomes_awscurrent(client):
     assert client.get_secret_value(SecretId="empty")["SecretString"] == "late"
 
 
-# -- metadata ----------------------------------------------------------------------------------
+# -- metadata --------------------------------------------------------------------------------------
 
 
 def test_it_sets_created_and_last_changed_dates_to_the_time_of_creation(client):
@@ -127,6 +128,8 @@ def test_it_sets_created_and_last_changed_dates_to_the_time_of_creation(client):
     created = described["CreatedDate"].timestamp()
     assert before - 0.001 <= created <= after + 0.001
     assert described["LastChangedDate"] == described["CreatedDate"]
+    # The first version is made in the same instant as the secret.
+    assert client.get_secret_value(SecretId="dated")["CreatedDate"] == described["CreatedDate"]
 
 
 def test_it_keeps_the_description(client):
@@ -172,7 +175,7 @@ def test_it_shows_no_kms_key_id_for_the_default_key(client):
     assert version["KmsKeyIds"] == ["DefaultEncryptionKey"]
 
 
-# -- names -------------------------------------------------------------------------------------
+# -- names -----------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("name", ["with space", "star*", "what?", "bracket]", "back\\slash", "é"])
@@ -205,7 +208,7 @@ def test_names_are_case_sensitive(client):
     assert client.get_secret_value(SecretId="casename")["SecretString"] == "lower"
 
 
-# -- a name in use ------------------------------------------------------------------------------
+# -- a name in use ---------------------------------------------------------------------------------
 
 
 def test_it_refuses_a_name_that_is_already_in_use(client):
@@ -237,12 +240,14 @@ def test_it_refuses_a_name_scheduled_for_deletion(client):
     client.delete_secret(SecretId="doomed", RecoveryWindowInDays=7)
     assert refusal(client.create_secret, Name="doomed", SecretString="y") == (
         "InvalidRequestException",
-        "You can't create this secret because a secret with this name is already scheduled "
-        "for deletion.",
+        (
+            "You can't create this secret because a secret with this name is already scheduled "
+            "for deletion."
+        ),
     )
 
 
-# -- idempotency (spec §4) ------------------------------------------------------------------------
+# -- idempotency (spec §4) -------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("value", [{"SecretString": "same"}, {"SecretBinary": b"\x00same"}])
@@ -250,7 +255,9 @@ def test_a_retry_with_the_same_token_and_value_answers_as_the_first_call(client,
     version = token()
     first = client.create_secret(Name="retry", ClientRequestToken=version, **value)
     again = client.create_secret(Name="retry", ClientRequestToken=version, **value)
-    assert body(again) == body(first) == {"ARN": first["ARN"], "Name": "retry", "VersionId": version}
+    assert (
+        body(again) == body(first) == {"ARN": first["ARN"], "Name": "retry", "VersionId": version}
+    )
     versions = client.list_secret_version_ids(SecretId="retry", IncludeDeprecated=True)["Versions"]
     assert [v["VersionId"] for v in versions] == [version]
 
@@ -262,8 +269,10 @@ def test_a_retry_with_the_same_token_and_another_value_is_refused(client):
         client.create_secret, Name="retry", SecretString="two", ClientRequestToken=version
     ) == (
         "ResourceExistsException",
-        f"You can't use ClientRequestToken {version} because that value is already in use for "
-        f"a version of secret {arn}.",
+        (
+            f"You can't use ClientRequestToken {version} because that value is already in use for "
+            f"a version of secret {arn}."
+        ),
     )
     assert client.get_secret_value(SecretId="retry")["SecretString"] == "one"
 
@@ -286,14 +295,16 @@ def test_a_retry_with_another_token_is_a_name_clash(client):
     )
 
 
-# -- malformed requests -------------------------------------------------------------------------
+# -- malformed requests ----------------------------------------------------------------------------
 
 
 def test_it_refuses_both_a_string_and_a_binary_value(client):
     assert refusal(client.create_secret, Name="both", SecretString="s", SecretBinary=b"b") == (
         "InvalidParameterException",
-        "You can't specify both a binary secret value and a string secret value in the same "
-        "secret.",
+        (
+            "You can't specify both a binary secret value and a string secret value in the same "
+            "secret."
+        ),
     )
     assert client.list_secrets(IncludePlannedDeletion=True)["SecretList"] == []
 
@@ -330,5 +341,11 @@ def test_it_refuses_a_client_request_token_longer_than_64_characters(client):
 def test_it_refuses_more_than_50_tags(client):
     tags = [{"Key": f"k{i}", "Value": "v"} for i in range(51)]
     code, _ = refusal(client.create_secret, Name="overtagged", Tags=tags)
+    assert code == "InvalidParameterException"
+    assert client.list_secrets(IncludePlannedDeletion=True)["SecretList"] == []
+
+
+def test_it_refuses_a_tag_without_a_key_and_creates_nothing(client):
+    code, _ = refusal(client.create_secret, Name="keyless", Tags=[{"Value": "orphan"}])
     assert code == "InvalidParameterException"
     assert client.list_secrets(IncludePlannedDeletion=True)["SecretList"] == []

@@ -96,12 +96,14 @@ def test_versions_without_labels_are_left_out_of_the_version_map(client):
 
 def test_a_version_with_several_labels_lists_them_all(client):
     first = client.create_secret(Name="app/db", SecretString="v1")["VersionId"]
-    client.update_secret_version_stage(SecretId="app/db", VersionStage="BLUE", MoveToVersionId=first)
+    client.update_secret_version_stage(
+        SecretId="app/db", VersionStage="BLUE", MoveToVersionId=first
+    )
     labels = client.describe_secret(SecretId="app/db")["VersionIdsToStages"][first]
     assert sorted(labels) == ["AWSCURRENT", "BLUE"]
 
 
-# -- deletion ------------------------------------------------------------------------------------
+# -- deletion --------------------------------------------------------------------------------------
 
 
 def test_it_describes_a_secret_scheduled_for_deletion_with_its_deleted_date(client):
@@ -168,7 +170,7 @@ def test_describing_does_not_move_last_accessed_date(client, clock):
     assert client.describe_secret(SecretId="read")["LastAccessedDate"] == first
 
 
-# -- addressing -------------------------------------------------------------------------------------
+# -- addressing ------------------------------------------------------------------------------------
 
 
 def test_it_describes_a_secret_by_full_and_by_partial_arn(client):
@@ -195,6 +197,16 @@ def test_it_answers_resource_not_found_for_a_wrong_arn_suffix(client):
 def test_it_refuses_an_invalid_secret_id_before_looking_it_up(client):
     assert refusal(client.describe_secret, SecretId="no such?") == (
         "ValidationException",
-        "Invalid name. Must be a valid name containing alphanumeric characters, "
-        "or any of the following: -/_+=.@!",
+        (
+            "Invalid name. Must be a valid name containing alphanumeric characters, "
+            "or any of the following: -/_+=.@!"
+        ),
     )
+
+
+def test_reading_the_value_does_not_change_last_changed_date(client, clock):
+    client.create_secret(Name="read", SecretString="x")
+    changed = client.describe_secret(SecretId="read")["LastChangedDate"]
+    clock.advance(DAY)
+    client.get_secret_value(SecretId="read")
+    assert client.describe_secret(SecretId="read")["LastChangedDate"] == changed

@@ -6,7 +6,6 @@ import uuid
 
 import pytest
 from botocore.exceptions import ClientError
-
 from tests.api.rawhttp import signed_call
 
 MARKED_FOR_DELETION = (
@@ -38,7 +37,7 @@ def version_ids(client, secret_id: str) -> list[str]:
     return sorted(v["VersionId"] for v in versions["Versions"])
 
 
-# -- metadata only --------------------------------------------------------------------------------
+# -- metadata only ---------------------------------------------------------------------------------
 
 
 def test_a_description_only_update_answers_arn_and_name(client):
@@ -114,7 +113,7 @@ def test_an_update_without_kms_key_id_keeps_the_key(client):
     assert client.describe_secret(SecretId="app/db")["KmsKeyId"] == KEY
 
 
-# -- a new value ---------------------------------------------------------------------------------
+# -- a new value -----------------------------------------------------------------------------------
 
 
 def test_an_update_with_a_value_answers_the_new_version_id(client):
@@ -185,17 +184,24 @@ def test_an_identical_value_with_a_fresh_token_makes_a_new_version_and_a_new_cha
     assert len(version_ids(client, "app/db")) == 3
 
 
-# -- idempotency (spec §4) -----------------------------------------------------------------------
+# -- idempotency (spec §4) -------------------------------------------------------------------------
 
 
-def test_a_retry_with_the_same_token_and_value_changes_nothing(client):
+def test_a_retry_with_the_same_token_and_value_changes_nothing(client, clock):
     client.create_secret(Name="app/db", SecretString="v1")
     version = token()
-    first = client.update_secret(SecretId="app/db", SecretString="v2", ClientRequestToken=version)
-    labels = client.describe_secret(SecretId="app/db")["VersionIdsToStages"]
-    again = client.update_secret(SecretId="app/db", SecretString="v2", ClientRequestToken=version)
+    first = client.update_secret(
+        SecretId="app/db", SecretString="v2", Description="first", ClientRequestToken=version
+    )
+    before = body(client.describe_secret(SecretId="app/db"))
+    clock.advance(60)
+    again = client.update_secret(
+        SecretId="app/db", SecretString="v2", Description="retry", ClientRequestToken=version
+    )
     assert body(again) == body(first)
-    assert client.describe_secret(SecretId="app/db")["VersionIdsToStages"] == labels
+    # The retry of an update that already happened is answered, not applied again: neither
+    # LastChangedDate nor the metadata it carries change (spec §4: "no-op").
+    assert body(client.describe_secret(SecretId="app/db")) == before
 
 
 def test_a_retry_with_the_same_token_and_another_value_is_refused(client):
@@ -210,8 +216,10 @@ def test_a_retry_with_the_same_token_and_another_value_is_refused(client):
         ClientRequestToken=version,
     ) == (
         "ResourceExistsException",
-        f"You can't use ClientRequestToken {version} because that value is already in use for "
-        f"a version of secret {arn}.",
+        (
+            f"You can't use ClientRequestToken {version} because that value is already in use for "
+            f"a version of secret {arn}."
+        ),
     )
     assert client.get_secret_value(SecretId="app/db")["SecretString"] == "v2"
     assert "Description" not in client.describe_secret(SecretId="app/db")
@@ -257,8 +265,10 @@ def test_it_refuses_both_a_string_and_a_binary_value(client):
         client.update_secret, SecretId="app/db", SecretString="s", SecretBinary=b"b"
     ) == (
         "InvalidParameterException",
-        "You can't specify both a binary secret value and a string secret value in the same "
-        "secret.",
+        (
+            "You can't specify both a binary secret value and a string secret value in the same "
+            "secret."
+        ),
     )
     assert len(version_ids(client, "app/db")) == 1
 

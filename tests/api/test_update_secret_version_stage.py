@@ -43,9 +43,7 @@ def v1(client) -> str:
 
 
 def test_the_worked_reference_sequence(client):  # §3.4, every step
-    v1 = client.create_secret(Name="app", SecretString="1", ClientRequestToken=token())[
-        "VersionId"
-    ]
+    v1 = client.create_secret(Name="app", SecretString="1", ClientRequestToken=token())["VersionId"]
     assert labels(client, "app") == {v1: [CURRENT]}
     v2 = put(client, "app", "2", [PENDING])
     assert labels(client, "app") == {v1: [CURRENT], v2: [PENDING]}
@@ -90,9 +88,11 @@ def test_it_requires_remove_from_when_current_is_on_another_version(client, v1):
         client.update_secret_version_stage(SecretId="app", VersionStage=CURRENT, MoveToVersionId=v2)
     assert error_of(info) == (
         "InvalidParameterException",
-        f"The parameter RemoveFromVersionId can't be empty. Staging label AWSCURRENT is "
-        f"currently attached to version {v1}, so you must explicitly reference that version "
-        "in RemoveFromVersionId.",
+        (
+            f"The parameter RemoveFromVersionId can't be empty. Staging label AWSCURRENT is "
+            f"currently attached to version {v1}, so you must explicitly reference that version "
+            "in RemoveFromVersionId."
+        ),
     )
     assert labels(client, "app") == {v1: [CURRENT], v2: [PENDING]}
 
@@ -116,7 +116,10 @@ def test_it_refuses_a_remove_from_that_does_not_hold_the_label(client, v1, wrong
     before = all_versions(client, "app")
     with pytest.raises(ClientError) as info:
         client.update_secret_version_stage(
-            SecretId="app", VersionStage=CURRENT, RemoveFromVersionId=remove_from, MoveToVersionId=v2
+            SecretId="app",
+            VersionStage=CURRENT,
+            RemoveFromVersionId=remove_from,
+            MoveToVersionId=v2,
         )
     assert error_of(info) == (
         "InvalidParameterException",
@@ -148,7 +151,9 @@ def test_it_refuses_to_remove_a_label_the_version_does_not_carry(client, v1):  #
 
 def test_it_refuses_to_remove_current_without_moving_it(client, v1):
     with pytest.raises(ClientError) as info:
-        client.update_secret_version_stage(SecretId="app", VersionStage=CURRENT, RemoveFromVersionId=v1)
+        client.update_secret_version_stage(
+            SecretId="app", VersionStage=CURRENT, RemoveFromVersionId=v1
+        )
     assert error_of(info)[0] == "InvalidParameterException"
     assert labels(client, "app") == {v1: [CURRENT]}
 

@@ -326,7 +326,7 @@ def test_update_stage_keeps_the_invariants_or_changes_nothing(labels, stage, rem
         assert stage in after[move_to]
     else:
         assert stage not in after[remove_from]
-    untouched = set(LABELS + ["new"]) - {stage, AWSPREVIOUS}
+    untouched = {*LABELS, "new"} - {stage, AWSPREVIOUS}
     for label in untouched:
         assert holder(after, label) == holder(before, label)
     if stage == AWSCURRENT and old_holder != move_to:

@@ -19,8 +19,10 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import os
 import string
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import botocore.auth
@@ -51,8 +53,11 @@ V2 = "00000000-0000-4000-8000-000000000002"
 V3 = "00000000-0000-4000-8000-000000000003"
 V_NEW = "00000000-0000-4000-8000-0000000000ff"
 
+# FUZZ_EXAMPLES=2000 pytest tests/protocol/test_fuzz.py fuzzes for longer (the default keeps
+# the suite quick).
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "50"))
 FUZZ = settings(
-    max_examples=50,
+    max_examples=EXAMPLES,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -195,35 +200,53 @@ unicode_text = st.text(
 )
 huge_text = st.sampled_from(["x", "é", "\U0001f510", "a/b"]).map(lambda c: c * 70_000)
 
-_JSON_TYPE = {
-    "string": str,
-    "blob": str,
-    "boolean": bool,
-    "structure": dict,
-    "map": dict,
-    "list": list,
+# Non-null JSON values by JSON type, with nested junk inside the containers.
+_BY_JSON_TYPE: dict[str, st.SearchStrategy[Any]] = {
+    "string": st.text(max_size=30),
+    "number": st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False),
+    "boolean": st.booleans(),
+    "array": st.lists(json_junk, min_size=0, max_size=4),
+    "object": st.dictionaries(st.text(max_size=8), json_junk, max_size=4),
 }
-
-
-def _has_json_type(value: Any, shape: Shape) -> bool:
-    if shape.type_name in ("integer", "long", "double", "float", "timestamp"):
-        return type(value) in (int, float)
-    return type(value) is _JSON_TYPE[shape.type_name]
+_EXPECTED_JSON_TYPE = {
+    "string": "string",
+    "blob": "string",
+    "boolean": "boolean",
+    "integer": "number",
+    "long": "number",
+    "double": "number",
+    "float": "number",
+    "timestamp": "number",
+    "structure": "object",
+    "map": "object",
+    "list": "array",
+}
 
 
 def wrong_type(shape: Shape) -> st.SearchStrategy[Any]:
     """A non-null JSON value whose type is not the one the shape expects."""
-    return json_junk.filter(lambda v: v is not None and not _has_json_type(v, shape))
+    expected = _EXPECTED_JSON_TYPE[shape.type_name]
+    return st.one_of([s for kind, s in _BY_JSON_TYPE.items() if kind != expected])
 
 
+_STAGES = st.sampled_from(["AWSCURRENT", "AWSPREVIOUS", "AWSPENDING", "custom"])
+_VERSIONS = st.sampled_from([V1, V2, V3, V_NEW])
+_SECRETS = st.sampled_from([TARGET, TARGET, OTHER, "fuzz/missing", "arn:aws:secretsmanager:x"])
+# Values that mean something to the fixture, so requests get past validation and into the
+# rules of the operation; list elements are hinted by the list's name.
 _STRING_HINTS = {
-    "SecretId": st.sampled_from([TARGET, OTHER, "fuzz/missing", "arn:aws:secretsmanager:x"]),
+    "SecretId": _SECRETS,
+    "SecretIdList": _SECRETS,
     "Name": st.sampled_from([TARGET, OTHER, "fuzz/new"]),
     "ClientRequestToken": st.sampled_from([V1, V2, V3, V_NEW, "short"]),
-    "VersionId": st.sampled_from([V1, V2, V3, V_NEW]),
-    "RemoveFromVersionId": st.sampled_from([V1, V2, V3, V_NEW]),
-    "MoveToVersionId": st.sampled_from([V1, V2, V3, V_NEW]),
-    "VersionStage": st.sampled_from(["AWSCURRENT", "AWSPREVIOUS", "AWSPENDING", "custom"]),
+    "VersionId": _VERSIONS,
+    "RemoveFromVersionId": _VERSIONS,
+    "MoveToVersionId": _VERSIONS,
+    "VersionStage": _STAGES,
+    "VersionStages": _STAGES,
+    "TagKeys": st.sampled_from(["team", "other"]),
+    "Key": st.sampled_from(["team", "other", "name", "description", "all"]),
 }
 
 
@@ -249,7 +272,9 @@ def well_typed(  # noqa: PLR0911 - one return per kind of shape
         if shape.enum:
             return st.sampled_from(shape.enum) | plain
         hint = _STRING_HINTS.get(name)
-        return plain if hint is None else hint | plain
+        if hint is None:
+            return plain
+        return st.integers(0, 3).flatmap(lambda n: plain if n == 0 else hint)
     if kind in _SCALARS:
         return _SCALARS[kind]
     if depth > 3:
@@ -270,7 +295,12 @@ def input_shape(operation: str) -> Shape:
 
 
 @st.composite
-def mutated(draw: st.DrawFn, value: Any, shape: Shape, mutation: st.SearchStrategy[Any]) -> Any:
+def mutated(
+    draw: st.DrawFn,
+    value: Any,
+    shape: Shape,
+    mutation: Callable[[Shape], st.SearchStrategy[Any]],
+) -> Any:
     """``value`` with one place, at any depth, replaced by a draw from ``mutation(shape)``."""
     if shape.type_name == "structure" and isinstance(value, dict) and value and draw(st.booleans()):
         member = draw(st.sampled_from(sorted(value)))
@@ -356,7 +386,6 @@ random_targets = st.one_of(
     st.text(string.ascii_letters, max_size=30).map(lambda t: PREFIX + t),
     st.sampled_from(OPERATIONS).map(lambda op: PREFIX + op.lower()),
     st.sampled_from(OPERATIONS).map(lambda op: PREFIX.upper() + op),
-    st.sampled_from(OPERATIONS).map(lambda op: " " + PREFIX + op),
     st.sampled_from(OPERATIONS).map(lambda op: "secretsmanager_" + op),
     st.sampled_from(OPERATIONS).map(lambda op: "AmazonSecretsManager." + op),
 ).filter(lambda t: t.strip() == t and t.removeprefix(PREFIX) not in OPERATIONS)
@@ -406,6 +435,25 @@ def test_it_answers_unknown_targets_with_unknown_operation(server, http, fuzz_re
     assert response.json() == {"__type": "UnknownOperationException"}
 
 
+_WRONG_VALUE = {"object": [], "array": {}, "string": 7, "number": "7", "boolean": "true"}
+
+
+@pytest.mark.parametrize("operation", OPERATIONS)
+def test_every_member_of_every_operation_refuses_a_value_of_the_wrong_json_type(
+    server, http, fuzz_region, operation
+):
+    # The systematic sweep behind the random one: each member of the model, one at a time.
+    shape = input_shape(operation)
+    for member, member_shape in shape.members.items():
+        wrong = _WRONG_VALUE[_EXPECTED_JSON_TYPE[member_shape.type_name]]
+        response = call(http, server.url, operation, {member: wrong}, fuzz_region)
+        assert response.status_code == 400, (member, response.text)
+        assert response.json()["__type"] == "SerializationException", (member, response.text)
+    for body in (b"[]", b'"x"', b"7", b"true", b"null", b'{"SecretId": "fuzz/tar'):
+        response = send(http, server.url, PREFIX + operation, body, fuzz_region)
+        assert response.json()["__type"] == "SerializationException", (body, response.text)
+
+
 @pytest.mark.parametrize(
     ("operation", "body"),
     [
@@ -447,7 +495,7 @@ aimed_cases = st.sampled_from(OPERATIONS).flatmap(
 
 
 @pytest.mark.slow
-@settings(FUZZ, max_examples=25)
+@settings(FUZZ, max_examples=max(EXAMPLES // 2, 1))
 @given(batch=st.lists(failing_cases | aimed_cases, min_size=1, max_size=8))
 def test_a_failed_request_changes_nothing(server, http, batch):
     url, region = server.url, fresh_region()
@@ -554,3 +602,52 @@ def test_it_refuses_a_body_changed_after_signing(server, http, fuzz_region):
     response = http.post(server.url + "/", content=b'{"SecretId": "b"}', headers=headers)
     check_response(response)
     assert response.json()["__type"] == "InvalidSignatureException"
+
+
+# -- lone surrogates --------------------------------------------------------------------------
+
+LONE = "\ud800"  # valid JSON ("\ud800"), but no UTF-8 encoding exists for it
+
+
+@pytest.mark.parametrize(
+    ("operation", "request_body"),
+    [
+        pytest.param(op, body, id=name)
+        for name, op, body in [
+            ("create-string", "CreateSecret", {"Name": "lone/1", "SecretString": LONE}),
+            ("create-description", "CreateSecret", {"Name": "lone/2", "Description": LONE}),
+            ("create-kms-key", "CreateSecret", {"Name": "lone/3", "KmsKeyId": LONE}),
+            (
+                "create-tag",
+                "CreateSecret",
+                {"Name": "lone/4", "Tags": [{"Key": "k", "Value": LONE}]},
+            ),
+            ("put-string", "PutSecretValue", {"SecretId": TARGET, "SecretString": LONE}),
+            (
+                "put-token",
+                "PutSecretValue",
+                {"SecretId": TARGET, "SecretString": "x", "ClientRequestToken": "7" * 31 + LONE},
+            ),
+            ("update-description", "UpdateSecret", {"SecretId": TARGET, "Description": LONE}),
+            ("tag-key", "TagResource", {"SecretId": TARGET, "Tags": [{"Key": LONE, "Value": "v"}]}),
+            ("get-by-arn", "GetSecretValue", {"SecretId": "arn:" + LONE}),
+            ("get-stage", "GetSecretValue", {"SecretId": TARGET, "VersionStage": LONE}),
+            ("get-version", "GetSecretValue", {"SecretId": TARGET, "VersionId": LONE * 32}),
+            (
+                "move-stage",
+                "UpdateSecretVersionStage",
+                {"SecretId": TARGET, "VersionStage": LONE, "MoveToVersionId": V1},
+            ),
+            ("batch-get", "BatchGetSecretValue", {"SecretIdList": ["arn:" + LONE]}),
+        ]
+    ],
+)
+def test_it_refuses_lone_surrogates_with_a_client_error(server, http, operation, request_body):
+    url, region = server.url, fresh_region()
+    plant_fixture(http, url, region)
+    before = snapshot(http, url, region)
+    if operation in ("CreateSecret", "PutSecretValue", "UpdateSecret"):
+        request_body = {"ClientRequestToken": V_NEW, "SecretString": "x", **request_body}
+    response = call(http, url, operation, request_body, region)  # asserts "not a 5xx"
+    assert response.status_code == 400
+    assert snapshot(http, url, region) == before

@@ -88,6 +88,10 @@ def create_secret(ctx: Context, request: dict[str, Any]) -> dict[str, Any]:
     token = require_token(request)
     if request.get("AddReplicaRegions"):
         raise InvalidRequestException("Strongroom does not support replication to other Regions.")
+    if request.get("CrossAccountPrimaryARN"):
+        # A replica of another account's secret; storing it as an ordinary secret would hide
+        # that the replication never happens.
+        raise InvalidRequestException("Strongroom does not support cross-account replication.")
     tags = _tags(request)
     now = ctx.clock()
     with ctx.store.write() as tx:
@@ -158,7 +162,17 @@ def update_secret(ctx: Context, request: dict[str, Any]) -> dict[str, Any]:
     with ctx.store.write() as tx:
         row = get_secret(ctx, tx, request["SecretId"])
         tx.lock_secret(row.pk)
-        changes: dict[str, Any] = {"last_changed_at": ctx.clock()}
+        result = secret_ref(row)
+        now = ctx.clock()
+        if value is not None and token is not None:
+            at_update = replace(ctx, clock=lambda: now)
+            _, created = store_value(at_update, tx, row, token, value, requested=[AWSCURRENT])
+            result["VersionId"] = token
+            if not created:
+                # A retry of an update that already happened (same token, same value): AWS
+                # answers it as a no-op (spec §4), so the metadata is not applied again either.
+                return result
+        changes: dict[str, Any] = {"last_changed_at": now}
         if "Description" in request:
             changes["description"] = request["Description"] or None
         if "KmsKeyId" in request:
@@ -169,10 +183,6 @@ def update_secret(ctx: Context, request: dict[str, Any]) -> dict[str, Any]:
         if "Description" in request:
             row.description = changes["description"]
             index_words(tx, row, tx.tags(row.pk))
-        result = secret_ref(row)
-        if value is not None and token is not None:
-            store_value(ctx, tx, row, token, value, requested=[AWSCURRENT])
-            result["VersionId"] = token
     return result
 
 

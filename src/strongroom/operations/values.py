@@ -90,7 +90,10 @@ def _value_entry(secret: SecretRow, version: VersionRow, value: SecretValue) -> 
         **secret_ref(secret),
         "VersionId": version.version_id,
         **value.members(),
-        "VersionStages": stages.sorted_stages(version.stages),
+        # A deprecated version read by id has no labels: the member is left out, as the
+        # model's VersionStages holds 1-20 labels (and deprecated ListSecretVersionIds entries
+        # carry no VersionStages either).
+        "VersionStages": stages.sorted_stages(version.stages) or None,
         "CreatedDate": version.created_at,
     }
 
@@ -146,23 +149,39 @@ def put_secret_value(ctx: Context, request: dict[str, Any]) -> dict[str, Any]:
         labels, _ = store_value(
             ctx, tx, secret, token, value, requested=request.get("VersionStages")
         )
-    return {**secret_ref(secret), "VersionId": token, "VersionStages": labels}
+    return {**secret_ref(secret), "VersionId": token, "VersionStages": labels or None}
+
+
+def _version_cursor(ctx: Context, token: str) -> tuple[float, int]:
+    cursor = paging.decode(ctx.token_key, "versions", token)
+    if not (
+        isinstance(cursor, list)
+        and len(cursor) == 2  # noqa: PLR2004 - [created_at, pk]
+        and all(type(part) in (int, float) for part in cursor)
+        and type(cursor[1]) is int
+    ):
+        raise InvalidNextTokenException(paging.INVALID_TOKEN)
+    return float(cursor[0]), cursor[1]
 
 
 def list_secret_version_ids(ctx: Context, request: dict[str, Any]) -> dict[str, Any]:
-    """ListSecretVersionIds: newest first; unlabelled versions only with IncludeDeprecated."""
+    """ListSecretVersionIds: newest first; unlabelled versions only with IncludeDeprecated.
+
+    NextToken is a keyset cursor (the last entry's creation time and pk), like ListSecrets',
+    so a version put or deprecated between two calls neither repeats nor hides another one.
+    """
     include_deprecated = bool(request.get("IncludeDeprecated"))
     limit = request.get("MaxResults") or 100
-    offset = 0
-    if request.get("NextToken"):
-        offset = paging.decode(ctx.token_key, "versions", request["NextToken"])
-        if not isinstance(offset, int) or offset < 0:
-            raise InvalidNextTokenException(paging.INVALID_TOKEN)
+    after = _version_cursor(ctx, request["NextToken"]) if request.get("NextToken") else None
     with ctx.store.read() as tx:
         # On a secret scheduled for deletion: InvalidRequestException, UNCONFIRMED (spec §7.2).
         secret = get_secret(ctx, tx, request["SecretId"])
-        versions = [v for v in reversed(tx.versions(secret.pk)) if v.stages or include_deprecated]
-    page = versions[offset : offset + limit]
+        versions = [
+            v
+            for v in reversed(tx.versions(secret.pk))  # oldest first -> newest first
+            if (v.stages or include_deprecated) and (after is None or (v.created_at, v.pk) < after)
+        ]
+    page = versions[:limit]
     entries = [
         {
             "VersionId": v.version_id,
@@ -173,12 +192,11 @@ def list_secret_version_ids(ctx: Context, request: dict[str, Any]) -> dict[str, 
         }
         for v in page
     ]
-    more = offset + limit < len(versions)
-    return {
-        "Versions": entries,
-        "NextToken": paging.encode(ctx.token_key, "versions", offset + limit) if more else None,
-        **secret_ref(secret),
-    }
+    next_token = None
+    if len(versions) > limit:
+        last = page[-1]
+        next_token = paging.encode(ctx.token_key, "versions", [last.created_at, last.pk])
+    return {"Versions": entries, "NextToken": next_token, **secret_ref(secret)}
 
 
 def update_secret_version_stage(ctx: Context, request: dict[str, Any]) -> dict[str, Any]:

@@ -302,9 +302,9 @@ def _elements(element: Parse, items: list[Any], errors: list[_Violation]) -> lis
     result = []
     for index, item in enumerate(items, 1):  # AWS numbers elements from 1
         if item is not None:
-            before = len(errors)
+            before = len(errors) if errors else 0
             result.append(element(item, errors))
-            if len(errors) != before:
+            if errors and len(errors) != before:
                 _prefix(errors, before, "member", str(index))
     return result
 
@@ -345,9 +345,9 @@ class _Compiler:
                     if required:
                         errors.append(_Violation("Value null", "Member must not be null", camel))
                     continue
-                before = len(errors)
+                before = len(errors) if errors else 0  # truthiness is cheaper than len()
                 result[name] = member(item, errors)
-                if len(errors) != before:
+                if errors and len(errors) != before:
                     _prefix(errors, before, camel)
             return result
 
@@ -405,7 +405,9 @@ class _Compiler:
             for name, item in value.items():
                 if item is not None:
                     before = len(errors)
-                    result[name] = scalar.convert(item) if scalar else element(item, errors)
+                    result[name] = (
+                        scalar.convert(item) if scalar is not None else element(item, errors)
+                    )
                     if len(errors) != before:
                         _prefix(errors, before, name)
             for part, values, label in (
@@ -483,6 +485,22 @@ def _reject_constant(_name: str) -> Any:
 
 
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _encodable(value: Any) -> bool:
+    """False when some string in ``value`` holds a lone surrogate (invalid in UTF-8)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return True
+    if isinstance(value, dict):
+        return all(_encodable(k) and _encodable(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_encodable(item) for item in value)
+    return True
 _ENCODER = json.JSONEncoder(separators=(",", ":"))  # built once: json.dumps(**kw) builds one a call
 
 
@@ -502,6 +520,10 @@ class Operation:
             except (ValueError, RecursionError):
                 # AWS (Athena, measured) sends no Message for an unparsable body.
                 raise SerializationException("") from None
+            # A "\ud800" escape decodes to a lone surrogate, which no later layer can encode;
+            # Coral's Jackson parser refuses it as invalid JSON text, so do we.
+            if _SURROGATE_ESCAPE.search(body) and not _encodable(data):
+                raise SerializationException("")
         if type(data) is not dict:
             raise SerializationException(
                 "Start of list found where not expected" if type(data) is list else ""

@@ -122,11 +122,20 @@ class SqlTransaction:
         self.conn.execute(sa.delete(_S).where(_S.c.pk == pk))
 
     def list_secrets(self, query: ListQuery) -> list[SecretRow]:
+        # PostgreSQL compares text under the database's collation, usually a linguistic one
+        # (en_US: "Prod/x" falls inside the range of prefix "prod/", "B" sorts after "a").
+        # Filters are code-point prefix matches and names must sort as on SQLite (BINARY),
+        # so text is compared under the "C" collation there.
+        code_points = self.conn.dialect.name == "postgresql"
         conditions: list[Any] = [_S.c.account_id == query.account_id, _S.c.region == query.region]
         if not query.include_planned_deletion:
             conditions.append(_S.c.deletion_date.is_(None))
-        conditions.extend(_filter_clause(key, values) for key, values in query.filters)
-        column = _SORT_COLUMNS[query.sort_by]
+        conditions.extend(
+            _filter_clause(key, values, code_points=code_points) for key, values in query.filters
+        )
+        column: Any = _SORT_COLUMNS[query.sort_by]
+        if code_points and query.sort_by == "name":
+            column = column.collate("C")  # the keyset comparison below must use it too
         if query.after is not None:
             value, pk = query.after
             if query.descending:
@@ -330,28 +339,37 @@ class SqlTransaction:
         )
 
 
-def _filter_clause(key: str, values: Sequence[str]) -> Any:
-    """One ListSecrets filter as SQL, mirroring ``domain.search.matches``."""
+def _filter_clause(key: str, values: Sequence[str], *, code_points: bool = False) -> Any:
+    """One ListSecrets filter as SQL, mirroring ``domain.search.matches``.
+
+    ``code_points``: compare text under the "C" collation (PostgreSQL; see ``list_secrets``).
+    """
     positive = [v for v in values if not v.startswith("!")]
     negative = [v[1:] for v in values if v.startswith("!")]
-    clauses = [sa.not_(_value_clause(key, v)) for v in negative]
+    clauses = [sa.not_(_value_clause(key, v, code_points=code_points)) for v in negative]
     if positive:
-        clauses.append(sa.or_(*(_value_clause(key, v) for v in positive)))
+        clauses.append(
+            sa.or_(*(_value_clause(key, v, code_points=code_points) for v in positive))
+        )
     return sa.and_(*clauses)
 
 
-def _value_clause(key: str, value: str) -> Any:
+def _value_clause(key: str, value: str, *, code_points: bool = False) -> Any:
+    def text(column: Any) -> Any:
+        return column.collate("C") if code_points else column
+
     if key == "name":
-        return _prefix(_S.c.name, value)
+        return _prefix(text(_S.c.name), value)
     if key in ("tag-key", "tag-value"):
         column = _T.c.key if key == "tag-key" else _T.c.value
-        return sa.exists().where(_T.c.secret_pk == _S.c.pk, _prefix(column, value))
+        return sa.exists().where(_T.c.secret_pk == _S.c.pk, _prefix(text(column), value))
     # coalesce: a secret without a region or owner must match a negated value ("!eu"),
     # which NOT over a NULL comparison would drop.
     if key == "primary-region":
-        return _prefix(sa.func.coalesce(_S.c.primary_region, ""), value)
+        return _prefix(text(sa.func.coalesce(_S.c.primary_region, "")), value)
     if key == "owning-service":  # not case-sensitive, as the user guide says (spec §8.1)
-        return _prefix(sa.func.lower(sa.func.coalesce(_S.c.owning_service, "")), value.lower())
+        owner = sa.func.lower(sa.func.coalesce(_S.c.owning_service, ""))
+        return _prefix(text(owner), value.lower())
     fields = _WORD_FIELDS[key]
     wanted = split_words(value)
     if not wanted:
@@ -359,7 +377,7 @@ def _value_clause(key: str, value: str) -> Any:
     return sa.and_(
         *(
             sa.exists().where(
-                _W.c.secret_pk == _S.c.pk, _W.c.field.in_(fields), _prefix(_W.c.word, word)
+                _W.c.secret_pk == _S.c.pk, _W.c.field.in_(fields), _prefix(text(_W.c.word), word)
             )
             for word in wanted
         )
