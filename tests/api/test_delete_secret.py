@@ -280,11 +280,6 @@ def test_a_secret_is_gone_once_its_recovery_window_has_passed(client, clock):
     assert refusal(client.delete_secret, SecretId="app/db") == NOT_FOUND
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ListSecrets(IncludePlannedDeletion) still lists a secret past its deletion date "
-    "until the worker purges it: ListQuery has no 'now' (storage/sql.py list_secrets)",
-)
 def test_a_secret_past_its_window_is_not_listed_even_with_planned_deletions(client, clock):
     make_secret(client)
     client.delete_secret(SecretId="app/db", RecoveryWindowInDays=7)
@@ -309,9 +304,9 @@ def test_the_name_is_free_again_once_the_recovery_window_has_passed(client, cloc
 
 def child_rows(server, pk: int) -> dict[str, int]:
     """How many rows the secret with this pk has in each table that hangs off it."""
-    with server.installation.store.read() as tx:
+    with server.installation.store.engine.connect() as conn:
         return {
-            table.name: tx.conn.execute(
+            table.name: conn.execute(
                 sa.select(sa.func.count()).where(table.c.secret_pk == pk)
             ).scalar_one()
             for table in CHILD_TABLES
@@ -416,8 +411,8 @@ def test_a_secret_that_cannot_be_purged_does_not_hold_up_the_others(server, clie
     later = time.time() + 7 * DAY + 1
     # A real failure inside the database, not a fake store: SQLite refuses this one delete.
     trigger = f"refuse_purge_{region.replace('-', '_')}"
-    with server.installation.store.write() as tx:
-        tx.conn.exec_driver_sql(
+    with server.installation.store.engine.begin() as conn:
+        conn.exec_driver_sql(
             f"CREATE TRIGGER {trigger} BEFORE DELETE ON secrets "
             f"WHEN OLD.arn = '{stuck}' BEGIN SELECT RAISE(ABORT, 'refused'); END"
         )
@@ -429,8 +424,8 @@ def test_a_secret_that_cannot_be_purged_does_not_hold_up_the_others(server, clie
         assert all(child_rows(server, pk_of(server, stuck)).values())  # rolled back whole
         assert f"purging secret {stuck} failed" in caplog.text
     finally:
-        with server.installation.store.write() as tx:
-            tx.conn.exec_driver_sql(f"DROP TRIGGER {trigger}")
+        with server.installation.store.engine.begin() as conn:
+            conn.exec_driver_sql(f"DROP TRIGGER {trigger}")
     Worker(server.installation.store, clock=lambda: later).purge_due()
     assert not secret_row_exists(server, stuck)
 

@@ -52,6 +52,7 @@ def list_query(
         sort_by=sort_by,
         descending=descending,
         include_planned_deletion=bool(request.get("IncludePlannedDeletion")),
+        now=ctx.clock(),
         after=after,
         # One row more than the page tells whether there is a next page.
         limit=(request.get("MaxResults") or default_limit) + 1,

@@ -25,7 +25,11 @@ class StorageError(Exception):
     """Base of everything storage raises."""
 
 
-class AlreadyExists(StorageError):
+class ConstraintViolation(StorageError):
+    """The database refused a write that breaks one of its constraints."""
+
+
+class AlreadyExists(ConstraintViolation):
     """A unique key (secret name, version id, access key id) is taken."""
 
 
@@ -96,6 +100,8 @@ class ListQuery:
     sort_by: SortBy = "created-date"
     descending: bool = False
     include_planned_deletion: bool = False
+    # A secret whose deletion date is at or before ``now`` is gone, even before its purge.
+    now: float = float("inf")
     # Keyset cursor: the sort value and pk of the last row of the previous page.
     after: tuple[Any, int] | None = None
     limit: int = 100

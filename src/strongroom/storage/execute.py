@@ -24,19 +24,29 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
+from strongroom.storage.base import ConstraintViolation
+
 
 class Compiled:
     """A statement compiled for one dialect: SQL text and how to order its parameters."""
 
     __slots__ = ("defaults", "positional", "sql")
 
-    def __init__(self, statement: ClauseElement, dialect: Dialect) -> None:
+    def __init__(self, statement: ClauseElement, dialect: Dialect, *, expand: bool) -> None:
+        # ``expand``: render IN lists of literal values inline (ad-hoc statements); statements
+        # compiled once take every value through bindparam() at execution instead.
         compiled = cast(
             "SQLCompiler",
-            statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": True}),
+            statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": expand}),
         )
         self.sql: str = compiled.string
-        self.defaults: dict[str, Any] = dict(compiled.construct_params() or {})
+        self.defaults: dict[str, Any] = {
+            name: bind.effective_value
+            for name, bind in compiled.binds.items()
+            if not bind.required
+        }
+        if expand:
+            self.defaults = dict(compiled.construct_params())
         self.positional = compiled.positiontup if dialect.positional else None
 
     def parameters(self, params: Mapping[str, Any] | None) -> Sequence[Any] | dict[str, Any]:
@@ -82,12 +92,12 @@ class Executor:
     def __init__(self, dbapi_connection: Any, dialect: Dialect) -> None:
         self.dbapi_connection = dbapi_connection
         self.dialect = dialect
-        self._compiled: dict[int, Compiled] = {}
         self._savepoints = 0
+        self._integrity_error: type[Exception] = dialect.loaded_dbapi.IntegrityError
 
     def compiled(self, statement: ClauseElement, *, cache: bool) -> Compiled:
         if not cache:
-            return Compiled(statement, self.dialect)
+            return Compiled(statement, self.dialect, expand=True)
         return _compile_cached(statement, self.dialect)
 
     def execute(
@@ -102,6 +112,8 @@ class Executor:
         try:
             cursor.execute(compiled.sql, compiled.parameters(params))
             return Result(cursor)
+        except self._integrity_error as exc:
+            raise ConstraintViolation(str(exc)) from exc
         finally:
             cursor.close()
 
@@ -110,10 +122,12 @@ class Executor:
         if not rows:
             return
         statement = table.insert().values({key: bindparam(key) for key in rows[0]})
-        compiled = Compiled(statement, self.dialect)
+        compiled = Compiled(statement, self.dialect, expand=False)
         cursor = self.dbapi_connection.cursor()
         try:
             cursor.executemany(compiled.sql, [compiled.parameters(row) for row in rows])
+        except self._integrity_error as exc:
+            raise ConstraintViolation(str(exc)) from exc
         finally:
             cursor.close()
 
@@ -148,6 +162,6 @@ def _compile_cached(statement: ClauseElement, dialect: Dialect) -> Compiled:
     key = (id(statement), dialect.name)
     hit = _CACHE.get(key)
     if hit is None or hit[0] is not statement:
-        hit = (statement, Compiled(statement, dialect))
+        hit = (statement, Compiled(statement, dialect, expand=False))
         _CACHE[key] = hit
     return hit[1]

@@ -23,11 +23,12 @@ from strongroom.storage import schema
 from strongroom.storage.base import (
     AccessKeyRow,
     AlreadyExists,
+    ConstraintViolation,
     ListQuery,
     SecretRow,
-    StorageError,
     VersionRow,
 )
+from strongroom.storage.execute import Executor, Result
 
 _S = schema.secrets
 _V = schema.versions
@@ -55,16 +56,15 @@ def _prefix(column: Any, prefix: str) -> Any:
     return sa.and_(column >= prefix, column < prefix + _MAX_CHAR)
 
 
-def _inserted_pk(result: sa.CursorResult[Any]) -> int:
-    key = result.inserted_primary_key
-    if key is None:  # pragma: no cover - every table here has an integer primary key
-        raise StorageError("the database returned no primary key for an insert")
-    return int(key[0])
+def _bool(value: Any) -> bool | None:
+    return None if value is None else bool(value)  # SQLite returns booleans as 0/1
 
 
 def _secret(row: Any) -> SecretRow:
-    m = row._mapping  # noqa: SLF001 - SQLAlchemy's public mapping accessor
-    return SecretRow(**{name: m[name] for name in _SECRET_FIELDS})
+    values = row._asdict()
+    values["rotation_enabled"] = _bool(values["rotation_enabled"])
+    values["tags_ever_set"] = bool(values["tags_ever_set"])
+    return SecretRow(**values)
 
 
 def _version(row: Any, stages: list[str] | None = None) -> VersionRow:
@@ -74,62 +74,143 @@ def _version(row: Any, stages: list[str] | None = None) -> VersionRow:
         version_id=row.version_id,
         created_at=row.created_at,
         last_accessed_at=row.last_accessed_at,
-        sealed=row.sealed,
+        sealed=None if row.sealed is None else bytes(row.sealed),
         stages=stages or [],
     )
 
 
-class SqlTransaction:
-    """The ``Transaction`` of ``storage.base`` over one SQLAlchemy connection."""
+def _p(name: str) -> Any:
+    return sa.bindparam(name)
 
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
+
+# Statements of the hot paths, built once and compiled once per dialect (storage.execute).
+_SECRET_BY_NAME = sa.select(_S).where(
+    _S.c.account_id == _p("account_id"), _S.c.region == _p("region"), _S.c.name == _p("name")
+)
+_SECRET_BY_ARN = sa.select(_S).where(_S.c.arn == _p("arn"))
+_LOCK_SECRET = sa.select(_S.c.pk).where(_S.c.pk == _p("pk")).with_for_update()
+_INSERT_SECRET = (
+    sa.insert(_S).values({n: _p(n) for n in _SECRET_FIELDS if n != "pk"}).returning(_S.c.pk)
+)
+_STAGES_OF_SECRET = sa.select(_L.c.version_pk, _L.c.stage).where(_L.c.secret_pk == _p("pk"))
+_STAGES_OF_VERSION = sa.select(_L.c.stage).where(_L.c.version_pk == _p("pk"))
+_VERSIONS_OF_SECRET = (
+    sa.select(_V).where(_V.c.secret_pk == _p("pk")).order_by(_V.c.created_at, _V.c.pk)
+)
+_VERSION_BY_ID = sa.select(_V).where(
+    _V.c.secret_pk == _p("secret_pk"), _V.c.version_id == _p("version_id")
+)
+_VERSION_BY_STAGE = (
+    sa.select(_V)
+    .join(_L, _L.c.version_pk == _V.c.pk)
+    .where(_L.c.secret_pk == _p("secret_pk"), _L.c.stage == _p("stage"))
+)
+_LABELS_OF_SECRET = (
+    sa.select(_V.c.version_id, _L.c.stage)
+    .join(_V, _V.c.pk == _L.c.version_pk)
+    .where(_L.c.secret_pk == _p("pk"))
+)
+_INSERT_VERSION = (
+    sa.insert(_V)
+    .values(
+        secret_pk=_p("secret_pk"),
+        version_id=_p("version_id"),
+        created_at=_p("created_at"),
+        sealed=_p("sealed"),
+        master_key_id=_p("master_key_id"),
+    )
+    .returning(_V.c.pk)
+)
+_SET_VERSION_VALUE = (
+    sa.update(_V)
+    .where(_V.c.pk == _p("pk"))
+    .values(sealed=_p("sealed"), master_key_id=_p("master_key_id"))
+)
+_DELETE_LABELS = sa.delete(_L).where(_L.c.secret_pk == _p("pk"))
+_TOUCH_SECRET = sa.update(_S).where(_S.c.pk == _p("pk")).values(last_accessed_at=_p("day"))
+_TOUCH_VERSION = sa.update(_V).where(_V.c.pk == _p("pk")).values(last_accessed_at=_p("day"))
+_TAGS_OF_SECRET = (
+    sa.select(_T.c.key, _T.c.value).where(_T.c.secret_pk == _p("pk")).order_by(_T.c.position)
+)
+_DELETE_TAGS = sa.delete(_T).where(_T.c.secret_pk == _p("pk"))
+_DELETE_WORDS = sa.delete(_W).where(_W.c.secret_pk == _p("pk"))
+_ACCESS_KEY = sa.select(_K).where(_K.c.access_key_id == _p("access_key_id"))
+_INSERT_ACCESS_KEY = sa.insert(_K).values({c.name: _p(c.name) for c in _K.columns})
+_GET_META = sa.select(schema.meta.c.value).where(schema.meta.c.key == _p("key"))
+_UPDATE_META = (
+    sa.update(schema.meta).where(schema.meta.c.key == _p("key")).values(value=_p("value"))
+)
+_INSERT_META = sa.insert(schema.meta).values(key=_p("key"), value=_p("value"))
+_UPDATE_SECRET: dict[tuple[str, ...], Any] = {}
+
+
+def _update_secret_statement(columns: tuple[str, ...]) -> Any:
+    # One statement per set of columns an operation changes; there are only a handful.
+    statement = _UPDATE_SECRET.get(columns)
+    if statement is None:
+        statement = sa.update(_S).where(_S.c.pk == _p("_pk")).values({c: _p(c) for c in columns})
+        _UPDATE_SECRET[columns] = statement
+    return statement
+
+
+class SqlTransaction:
+    """The ``Transaction`` of ``storage.base`` over one DBAPI connection (``Executor``)."""
+
+    def __init__(self, db: Executor) -> None:
+        self.db = db
+        self.dialect_name = db.dialect.name
+
+    def _one(self, statement: Any, **params: Any) -> Any:
+        return self.db.execute(statement, params, cache=True).first()
+
+    def _run(self, statement: Any, **params: Any) -> Result:
+        return self.db.execute(statement, params, cache=True)
 
     # -- secrets -----------------------------------------------------------------------------
     def secret_by_name(self, account_id: str, region: str, name: str) -> SecretRow | None:
-        row = self.conn.execute(
-            sa.select(_S).where(
-                _S.c.account_id == account_id, _S.c.region == region, _S.c.name == name
-            )
-        ).first()
+        row = self._one(_SECRET_BY_NAME, account_id=account_id, region=region, name=name)
         return None if row is None else _secret(row)
 
     def secret_by_arn(self, arn: str) -> SecretRow | None:
-        row = self.conn.execute(sa.select(_S).where(_S.c.arn == arn)).first()
+        row = self._one(_SECRET_BY_ARN, arn=arn)
         return None if row is None else _secret(row)
 
     def lock_secret(self, pk: int) -> None:
-        if self.conn.dialect.name != "sqlite":  # SQLite's BEGIN IMMEDIATE already serialises
-            self.conn.execute(sa.select(_S.c.pk).where(_S.c.pk == pk).with_for_update())
+        if self.dialect_name != "sqlite":  # SQLite's BEGIN IMMEDIATE already serialises
+            self._run(_LOCK_SECRET, pk=pk)
 
     def insert_secret(self, row: SecretRow) -> SecretRow:
         values = {name: getattr(row, name) for name in _SECRET_FIELDS if name != "pk"}
         try:
-            with self.conn.begin_nested():
-                result = self.conn.execute(sa.insert(_S).values(**values))
-        except sa.exc.IntegrityError as exc:
+            with self.db.savepoint():
+                row.pk = int(self._run(_INSERT_SECRET, **values).scalar())
+        except ConstraintViolation as exc:
             raise AlreadyExists(row.name) from exc
-        row.pk = _inserted_pk(result)
         return row
 
     def update_secret(self, pk: int, **values: Any) -> None:
-        self.conn.execute(sa.update(_S).where(_S.c.pk == pk).values(**values))
+        columns = tuple(sorted(values))
+        self._run(_update_secret_statement(columns), _pk=pk, **values)
 
     def delete_secret(self, pk: int) -> None:
         # Children first: foreign-key cascades are not relied upon (SQLite needs a pragma).
         for table in (_L, _T, _W, _V):
-            self.conn.execute(sa.delete(table).where(table.c.secret_pk == pk))
-        self.conn.execute(sa.delete(_S).where(_S.c.pk == pk))
+            self.db.execute(sa.delete(table).where(table.c.secret_pk == pk))
+        self.db.execute(sa.delete(_S).where(_S.c.pk == pk))
 
     def list_secrets(self, query: ListQuery) -> list[SecretRow]:
         # PostgreSQL compares text under the database's collation, usually a linguistic one
         # (en_US: "Prod/x" falls inside the range of prefix "prod/", "B" sorts after "a").
         # Filters are code-point prefix matches and names must sort as on SQLite (BINARY),
         # so text is compared under the "C" collation there.
-        code_points = self.conn.dialect.name == "postgresql"
+        code_points = self.dialect_name == "postgresql"
         conditions: list[Any] = [_S.c.account_id == query.account_id, _S.c.region == query.region]
         if not query.include_planned_deletion:
             conditions.append(_S.c.deletion_date.is_(None))
+        else:
+            conditions.append(
+                sa.or_(_S.c.deletion_date.is_(None), _S.c.deletion_date > query.now)
+            )
         conditions.extend(
             _filter_clause(key, values, code_points=code_points) for key, values in query.filters
         )
@@ -144,7 +225,7 @@ class SqlTransaction:
                 conditions.append(sa.or_(column > value, sa.and_(column == value, _S.c.pk > pk)))
         order = (column.desc(), _S.c.pk.desc()) if query.descending else (column, _S.c.pk)
         stmt = sa.select(_S).where(*conditions).order_by(*order).limit(query.limit)
-        return [_secret(row) for row in self.conn.execute(stmt)]
+        return [_secret(row) for row in self.db.execute(stmt)]
 
     def secrets_due_for_purge(self, now: float, limit: int) -> list[SecretRow]:
         stmt = (
@@ -153,52 +234,43 @@ class SqlTransaction:
             .order_by(_S.c.deletion_date)
             .limit(limit)
         )
-        return [_secret(row) for row in self.conn.execute(stmt)]
+        return [_secret(row) for row in self.db.execute(stmt)]
 
     # -- versions and labels -------------------------------------------------------------------
-    def _stages_by_version(self, secret_pk: int) -> dict[int, list[str]]:
-        out: dict[int, list[str]] = {}
-        for version_pk, stage in self.conn.execute(
-            sa.select(_L.c.version_pk, _L.c.stage).where(_L.c.secret_pk == secret_pk)
-        ):
-            out.setdefault(version_pk, []).append(stage)
-        return out
-
     def versions(self, secret_pk: int) -> list[VersionRow]:
-        stages = self._stages_by_version(secret_pk)
-        rows = self.conn.execute(
-            sa.select(_V).where(_V.c.secret_pk == secret_pk).order_by(_V.c.created_at, _V.c.pk)
-        )
+        stages: dict[int, list[str]] = {}
+        for version_pk, stage in self._run(_STAGES_OF_SECRET, pk=secret_pk):
+            stages.setdefault(version_pk, []).append(stage)
+        rows = self._run(_VERSIONS_OF_SECRET, pk=secret_pk)
         return [_version(row, stages.get(row.pk)) for row in rows]
 
-    def _version_stages(self, version_pk: int) -> list[str]:
-        return list(self.conn.scalars(sa.select(_L.c.stage).where(_L.c.version_pk == version_pk)))
+    def _with_stages(self, row: Any) -> VersionRow | None:
+        if row is None:
+            return None
+        return _version(row, self._run(_STAGES_OF_VERSION, pk=row.pk).scalars())
 
     def version_by_id(self, secret_pk: int, version_id: str) -> VersionRow | None:
-        row = self.conn.execute(
-            sa.select(_V).where(_V.c.secret_pk == secret_pk, _V.c.version_id == version_id)
-        ).first()
-        return None if row is None else _version(row, self._version_stages(row.pk))
+        return self._with_stages(
+            self._one(_VERSION_BY_ID, secret_pk=secret_pk, version_id=version_id)
+        )
 
     def version_by_stage(self, secret_pk: int, stage: str) -> VersionRow | None:
-        row = self.conn.execute(
-            sa.select(_V)
-            .join(_L, _L.c.version_pk == _V.c.pk)
-            .where(_L.c.secret_pk == secret_pk, _L.c.stage == stage)
-        ).first()
-        return None if row is None else _version(row, self._version_stages(row.pk))
+        return self._with_stages(self._one(_VERSION_BY_STAGE, secret_pk=secret_pk, stage=stage))
 
     def labels_of(self, secret_pks: Sequence[int]) -> dict[int, dict[str, list[str]]]:
         out: dict[int, dict[str, list[str]]] = {pk: {} for pk in secret_pks}
-        if not secret_pks:
-            return out
-        stmt = (
-            sa.select(_L.c.secret_pk, _V.c.version_id, _L.c.stage)
-            .join(_V, _V.c.pk == _L.c.version_pk)
-            .where(_L.c.secret_pk.in_(secret_pks))
-        )
-        for secret_pk, version_id, stage in self.conn.execute(stmt):
-            out[secret_pk].setdefault(version_id, []).append(stage)
+        if len(secret_pks) == 1:  # DescribeSecret: a cached statement
+            labels = out[secret_pks[0]]
+            for version_id, stage in self._run(_LABELS_OF_SECRET, pk=secret_pks[0]):
+                labels.setdefault(version_id, []).append(stage)
+        elif secret_pks:
+            stmt = (
+                sa.select(_L.c.secret_pk, _V.c.version_id, _L.c.stage)
+                .join(_V, _V.c.pk == _L.c.version_pk)
+                .where(_L.c.secret_pk.in_(secret_pks))
+            )
+            for secret_pk, version_id, stage in self.db.execute(stmt):
+                out[secret_pk].setdefault(version_id, []).append(stage)
         return out
 
     def insert_version(
@@ -210,20 +282,19 @@ class SqlTransaction:
         key_id: str | None,
     ) -> VersionRow:
         try:
-            with self.conn.begin_nested():
-                result = self.conn.execute(
-                    sa.insert(_V).values(
-                        secret_pk=secret_pk,
-                        version_id=version_id,
-                        created_at=created_at,
-                        sealed=sealed,
-                        master_key_id=key_id,
-                    )
-                )
-        except sa.exc.IntegrityError as exc:
+            with self.db.savepoint():
+                pk = self._run(
+                    _INSERT_VERSION,
+                    secret_pk=secret_pk,
+                    version_id=version_id,
+                    created_at=created_at,
+                    sealed=sealed,
+                    master_key_id=key_id,
+                ).scalar()
+        except ConstraintViolation as exc:
             raise AlreadyExists(version_id) from exc
         return VersionRow(
-            pk=_inserted_pk(result),
+            pk=int(pk),
             secret_pk=secret_pk,
             version_id=version_id,
             created_at=created_at,
@@ -231,32 +302,29 @@ class SqlTransaction:
         )
 
     def set_version_value(self, version_pk: int, sealed: bytes, key_id: str) -> None:
-        self.conn.execute(
-            sa.update(_V).where(_V.c.pk == version_pk).values(sealed=sealed, master_key_id=key_id)
-        )
+        self._run(_SET_VERSION_VALUE, pk=version_pk, sealed=sealed, master_key_id=key_id)
 
     def delete_versions(self, version_pks: Sequence[int]) -> None:
         if version_pks:
-            self.conn.execute(sa.delete(_L).where(_L.c.version_pk.in_(version_pks)))
-            self.conn.execute(sa.delete(_V).where(_V.c.pk.in_(version_pks)))
+            self.db.execute(sa.delete(_L).where(_L.c.version_pk.in_(version_pks)))
+            self.db.execute(sa.delete(_V).where(_V.c.pk.in_(version_pks)))
 
     def set_labels(self, secret_pk: int, labels: Mapping[int, Sequence[str]]) -> None:
-        self.conn.execute(sa.delete(_L).where(_L.c.secret_pk == secret_pk))
+        self._run(_DELETE_LABELS, pk=secret_pk)
         rows = [
             {"secret_pk": secret_pk, "stage": stage, "version_pk": version_pk}
             for version_pk, stages in labels.items()
             for stage in stages
         ]
-        if rows:
-            self.conn.execute(sa.insert(_L), rows)
+        self.db.insert_many(_L, rows)
 
     def touch_accessed(self, secret_pk: int, version_pk: int, day: float) -> None:
-        self.conn.execute(sa.update(_S).where(_S.c.pk == secret_pk).values(last_accessed_at=day))
-        self.conn.execute(sa.update(_V).where(_V.c.pk == version_pk).values(last_accessed_at=day))
+        self._run(_TOUCH_SECRET, pk=secret_pk, day=day)
+        self._run(_TOUCH_VERSION, pk=version_pk, day=day)
 
     # -- tags and words ------------------------------------------------------------------------
     def tags(self, secret_pk: int) -> list[tuple[str, str]]:
-        return self.tags_of([secret_pk])[secret_pk]
+        return [(key, value) for key, value in self._run(_TAGS_OF_SECRET, pk=secret_pk)]
 
     def tags_of(self, secret_pks: Sequence[int]) -> dict[int, list[tuple[str, str]]]:
         out: dict[int, list[tuple[str, str]]] = {pk: [] for pk in secret_pks}
@@ -266,55 +334,54 @@ class SqlTransaction:
                 .where(_T.c.secret_pk.in_(secret_pks))
                 .order_by(_T.c.secret_pk, _T.c.position)
             )
-            for secret_pk, key, value in self.conn.execute(stmt):
+            for secret_pk, key, value in self.db.execute(stmt):
                 out[secret_pk].append((key, value))
         return out
 
     def set_tags(self, secret_pk: int, tags: Sequence[tuple[str, str]]) -> None:
-        self.conn.execute(sa.delete(_T).where(_T.c.secret_pk == secret_pk))
-        if tags:
-            self.conn.execute(
-                sa.insert(_T),
-                [
-                    {"secret_pk": secret_pk, "position": i, "key": k, "value": v}
-                    for i, (k, v) in enumerate(tags)
-                ],
-            )
+        self._run(_DELETE_TAGS, pk=secret_pk)
+        self.db.insert_many(
+            _T,
+            [
+                {"secret_pk": secret_pk, "position": i, "key": k, "value": v}
+                for i, (k, v) in enumerate(tags)
+            ],
+        )
 
     def set_words(self, secret_pk: int, words: Mapping[str, Sequence[str]]) -> None:
-        self.conn.execute(sa.delete(_W).where(_W.c.secret_pk == secret_pk))
-        rows = [
-            {"secret_pk": secret_pk, "field": field, "word": word}
-            for field, field_words in words.items()
-            for word in set(field_words)
-        ]
-        if rows:
-            self.conn.execute(sa.insert(_W), rows)
+        self._run(_DELETE_WORDS, pk=secret_pk)
+        self.db.insert_many(
+            _W,
+            [
+                {"secret_pk": secret_pk, "field": field, "word": word}
+                for field, field_words in words.items()
+                for word in set(field_words)
+            ],
+        )
 
     # -- access keys and facts -----------------------------------------------------------------
     def access_key(self, access_key_id: str) -> AccessKeyRow | None:
-        row = self.conn.execute(sa.select(_K).where(_K.c.access_key_id == access_key_id)).first()
-        return None if row is None else AccessKeyRow(**row._mapping)  # noqa: SLF001
+        row = self._one(_ACCESS_KEY, access_key_id=access_key_id)
+        if row is None:
+            return None
+        values = row._asdict()
+        values["sealed_secret"] = bytes(values["sealed_secret"])
+        return AccessKeyRow(**values)
 
     def insert_access_key(self, row: AccessKeyRow) -> None:
         try:
-            with self.conn.begin_nested():
-                self.conn.execute(
-                    sa.insert(_K).values(**{c.name: getattr(row, c.name) for c in _K.columns})
-                )
-        except sa.exc.IntegrityError as exc:
+            with self.db.savepoint():
+                self._run(_INSERT_ACCESS_KEY, **{c.name: getattr(row, c.name) for c in _K.columns})
+        except ConstraintViolation as exc:
             raise AlreadyExists(row.access_key_id) from exc
 
     def get_meta(self, key: str) -> str | None:
-        return self.conn.scalar(sa.select(schema.meta.c.value).where(schema.meta.c.key == key))
+        value = self._run(_GET_META, key=key).scalar()
+        return None if value is None else str(value)
 
     def set_meta(self, key: str, value: str) -> None:
-        table = schema.meta
-        updated = self.conn.execute(
-            sa.update(table).where(table.c.key == key).values(value=value)
-        ).rowcount
-        if not updated:
-            self.conn.execute(sa.insert(table).values(key=key, value=value))
+        if not self._run(_UPDATE_META, key=key, value=value).rowcount:
+            self._run(_INSERT_META, key=key, value=value)
 
     # -- master-key rotation -------------------------------------------------------------------
     def version_blobs(self, after_pk: int, limit: int) -> list[tuple[int, str, str, bytes]]:
@@ -325,14 +392,14 @@ class SqlTransaction:
             .order_by(_V.c.pk)
             .limit(limit)
         )
-        return [(pk, arn, vid, blob) for pk, arn, vid, blob in self.conn.execute(stmt)]
+        return [(pk, arn, vid, bytes(blob)) for pk, arn, vid, blob in self.db.execute(stmt)]
 
     def access_key_blobs(self) -> list[tuple[str, bytes]]:
         stmt = sa.select(_K.c.access_key_id, _K.c.sealed_secret).order_by(_K.c.access_key_id)
-        return [(akid, blob) for akid, blob in self.conn.execute(stmt)]
+        return [(akid, bytes(blob)) for akid, blob in self.db.execute(stmt)]
 
     def replace_access_key_blob(self, access_key_id: str, sealed: bytes, key_id: str) -> None:
-        self.conn.execute(
+        self.db.execute(
             sa.update(_K)
             .where(_K.c.access_key_id == access_key_id)
             .values(sealed_secret=sealed, master_key_id=key_id)
@@ -348,9 +415,7 @@ def _filter_clause(key: str, values: Sequence[str], *, code_points: bool = False
     negative = [v[1:] for v in values if v.startswith("!")]
     clauses = [sa.not_(_value_clause(key, v, code_points=code_points)) for v in negative]
     if positive:
-        clauses.append(
-            sa.or_(*(_value_clause(key, v, code_points=code_points) for v in positive))
-        )
+        clauses.append(sa.or_(*(_value_clause(key, v, code_points=code_points) for v in positive)))
     return sa.and_(*clauses)
 
 
@@ -389,6 +454,7 @@ class SqlStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._sqlite = engine.dialect.name == "sqlite"
 
     @classmethod
     def from_url(cls, url: str) -> SqlStore:
@@ -399,10 +465,27 @@ class SqlStore:
 
     @contextmanager
     def _transaction(self, *, write: bool) -> Iterator[SqlTransaction]:
-        with self.engine.connect() as plain:
-            conn = plain.execution_options(strongroom_write=write)
-            with conn.begin():
-                yield SqlTransaction(conn)
+        """One transaction on a pooled DBAPI connection; see ``storage.execute`` for why."""
+        pooled = self.engine.raw_connection()
+        connection: Any = pooled.driver_connection
+        try:
+            db = Executor(connection, self.engine.dialect)
+            if self._sqlite:
+                db.raw("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                yield SqlTransaction(db)
+            except BaseException:
+                if self._sqlite:
+                    db.raw("ROLLBACK")
+                else:
+                    connection.rollback()
+                raise
+            if self._sqlite:
+                db.raw("COMMIT")
+            else:
+                connection.commit()
+        finally:
+            pooled.close()  # back to the pool
 
     def read(self) -> Any:
         return self._transaction(write=False)
