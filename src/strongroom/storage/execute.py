@@ -30,7 +30,7 @@ from strongroom.storage.base import ConstraintViolation
 class Compiled:
     """A statement compiled for one dialect: SQL text and how to order its parameters."""
 
-    __slots__ = ("defaults", "positional", "sql")
+    __slots__ = ("defaults", "positional", "row_type", "sql")
 
     def __init__(self, statement: ClauseElement, dialect: Dialect, *, expand: bool) -> None:
         # ``expand``: render IN lists of literal values inline (ad-hoc statements); statements
@@ -48,6 +48,7 @@ class Compiled:
         if expand:
             self.defaults = dict(compiled.construct_params())
         self.positional = compiled.positiontup if dialect.positional else None
+        self.row_type: Any = None  # learnt from the first result
 
     def parameters(self, params: Mapping[str, Any] | None) -> Sequence[Any] | dict[str, Any]:
         values = {**self.defaults, **params} if params else self.defaults
@@ -65,13 +66,15 @@ def _row_type(names: tuple[str, ...]) -> Any:
 class Result:
     __slots__ = ("rowcount", "rows")
 
-    def __init__(self, cursor: Any) -> None:
+    def __init__(self, cursor: Any, compiled: Compiled) -> None:
         self.rowcount: int = cursor.rowcount
         if cursor.description is None:
             self.rows: list[Any] = []
             return
-        row_type = _row_type(tuple(d[0] for d in cursor.description))
-        self.rows = [row_type(*values) for values in cursor.fetchall()]
+        row_type = compiled.row_type
+        if row_type is None:
+            row_type = compiled.row_type = _row_type(tuple(d[0] for d in cursor.description))
+        self.rows = [row_type._make(values) for values in cursor.fetchall()]
 
     def __iter__(self) -> Iterator[Any]:
         return iter(self.rows)
@@ -111,7 +114,7 @@ class Executor:
         cursor = self.dbapi_connection.cursor()
         try:
             cursor.execute(compiled.sql, compiled.parameters(params))
-            return Result(cursor)
+            return Result(cursor, compiled)
         except self._integrity_error as exc:
             raise ConstraintViolation(str(exc)) from exc
         finally:
