@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
+from tests.api.rawhttp import signed_call
 
 from strongroom.domain.search import SecretFacts, matches, words
-from tests.api.rawhttp import signed_call
 
 DAY = 86_400
 
@@ -57,7 +57,7 @@ def every_page(client, **kwargs: Any) -> list[str]:
     return seen
 
 
-def create(client, name: str, **kwargs: Any) -> dict[str, Any]:
+def create(client, name: str, **kwargs: Any) -> Any:
     if "Tags" in kwargs:
         kwargs["Tags"] = [{"Key": k, "Value": v} for k, v in kwargs["Tags"]]
     return client.create_secret(Name=name, **kwargs)
@@ -269,6 +269,14 @@ def test_secrets_scheduled_for_deletion_are_listed_only_when_asked(client):
     assert found(client, ("name", ["sch"])) == []
 
 
+def test_a_secret_past_its_recovery_window_is_not_listed_at_all(client, clock):
+    create(client, "expired")
+    create(client, "kept")
+    client.delete_secret(SecretId="expired", RecoveryWindowInDays=7)
+    clock.advance(7 * DAY + 1)  # gone, whether or not the purge has run yet
+    assert names(client.list_secrets(IncludePlannedDeletion=True)) == ["kept"]
+
+
 def test_a_restored_secret_is_listed_again(client):
     create(client, "back")
     client.delete_secret(SecretId="back")
@@ -299,7 +307,9 @@ def four_orders(client, clock) -> dict[str, list[str]]:
     }
 
 
-@pytest.mark.parametrize("sort_by", ["created-date", "last-changed-date", "last-accessed-date", "name"])
+@pytest.mark.parametrize(
+    "sort_by", ["created-date", "last-changed-date", "last-accessed-date", "name"]
+)
 def test_it_sorts_by_each_sort_key_in_both_directions(client, four_orders, sort_by):
     ascending = four_orders[sort_by]
     assert names(client.list_secrets(SortBy=sort_by, SortOrder="asc")) == ascending
@@ -315,6 +325,8 @@ def test_it_sorts_by_creation_oldest_first_by_default(client, four_orders):
 
 
 def test_it_sorts_names_by_code_point(client):
+    # How AWS orders names is UNCONFIRMED; ours is code-point order on every backend, as
+    # SQLite compares text (so upper case before lower, "-" before "/").
     for name in ("b", "B", "a-1", "a/0", "a", "A1"):
         create(client, name)
     assert names(client.list_secrets(SortBy="name")) == ["A1", "B", "a", "a-1", "a/0", "b"]
@@ -369,7 +381,7 @@ def test_secrets_created_between_pages_are_neither_skipped_nor_repeated(
 ):
     kwargs = {"SortBy": "created-date", "SortOrder": order, "MaxResults": 7}
     response = client.list_secrets(**kwargs)
-    seen, added = names(response), []
+    seen, added = names(response), list[str]()
     while "NextToken" in response:
         added.append(f"new{len(added)}")
         create(client, added[-1])
@@ -388,7 +400,7 @@ def test_secrets_created_on_both_sides_of_the_cursor_do_not_disturb_a_walk_by_na
 ):
     kwargs = {"SortBy": "name", "MaxResults": 5}
     response = client.list_secrets(**kwargs)
-    seen, later = names(response), []
+    seen, later = names(response), list[str]()
     while "NextToken" in response:
         create(client, f"a-before-{len(later)}")  # sorts before every page: never shown
         later.append(f"z-after-{len(later)}")  # sorts after the cursor: shown at the end
@@ -398,9 +410,7 @@ def test_secrets_created_on_both_sides_of_the_cursor_do_not_disturb_a_walk_by_na
     assert seen == twenty_five + later
 
 
-def test_secrets_deleted_between_pages_are_not_listed_and_nothing_is_skipped(
-    client, twenty_five
-):
+def test_secrets_deleted_between_pages_are_not_listed_and_nothing_is_skipped(client, twenty_five):
     response = client.list_secrets(MaxResults=10)
     seen = names(response)
     client.delete_secret(SecretId="s03", ForceDeleteWithoutRecovery=True)  # already seen
@@ -420,8 +430,8 @@ def tamper(token: str) -> str:
     [
         pytest.param(tamper, id="one-character-changed"),
         pytest.param(lambda token: token[:-4], id="truncated"),
-        pytest.param(lambda token: "not-a-token", id="made-up"),
-        pytest.param(lambda token: "%%%%", id="not-base64"),
+        pytest.param(lambda _: "not-a-token", id="made-up"),
+        pytest.param(lambda _: "%%%%", id="not-base64"),
     ],
 )
 def test_a_tampered_next_token_is_refused(client, twenty_five, bad):
@@ -446,9 +456,9 @@ def test_a_next_token_from_another_sort_order_is_refused(client, twenty_five, fi
 
 def test_a_next_token_from_another_operation_is_refused(client, twenty_five):
     # BatchGetSecretValue shares the cursor format; its tokens must not work here.
-    token = client.batch_get_secret_value(
-        Filters=[{"Key": "name", "Values": ["s"]}], MaxResults=5
-    )["NextToken"]
+    token = client.batch_get_secret_value(Filters=[{"Key": "name", "Values": ["s"]}], MaxResults=5)[
+        "NextToken"
+    ]
     code, _ = refusal(client.list_secrets, MaxResults=5, NextToken=token)
     assert code == "InvalidNextTokenException"
 
@@ -572,7 +582,7 @@ secret_specs = st.lists(
     ),
     min_size=1,
     max_size=5,
-    unique_by=lambda spec: spec["name"],
+    unique_by=lambda spec: str(spec["name"]),
 )
 
 
@@ -586,7 +596,8 @@ def filter_values(texts: Sequence[str]) -> st.SearchStrategy[str]:
     word_start = st.tuples(source, st.integers(0, 4), st.integers(1, 3)).map(
         lambda t: (words(t[0]) or [""])[t[1] % max(1, len(words(t[0])))][: t[2]]
     )
-    recase = st.sampled_from([str.swapcase, str.lower, str.upper, str])
+    recasings: list[Callable[[str], str]] = [str.swapcase, str.lower, str.upper, str]
+    recase = st.sampled_from(recasings)
     cut = st.tuples(st.one_of(prefix, inner, word_start), recase).map(lambda t: t[1](t[0]))
     body = st.one_of(cut, cut, st.text(TEXT_CHARS, max_size=4))
     return st.tuples(st.sampled_from(["", "", "!"]), body).map("".join)

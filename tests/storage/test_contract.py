@@ -19,10 +19,10 @@ from strongroom.storage import schema
 from strongroom.storage.base import (
     AccessKeyRow,
     AlreadyExists,
+    ConstraintViolation,
     ListQuery,
     SecretRow,
     SortBy,
-    StorageError,
     Transaction,
 )
 from strongroom.storage.sql import SqlStore
@@ -63,9 +63,8 @@ def new_secret(
 
 def rows_of(store: SqlStore, table: sa.Table, secret_pk: int) -> int:
     with store.engine.connect() as conn:
-        return conn.scalar(
-            sa.select(sa.func.count()).select_from(table).where(table.c.secret_pk == secret_pk)
-        )
+        count = sa.select(sa.func.count()).select_from(table).where(table.c.secret_pk == secret_pk)
+        return int(conn.scalar(count) or 0)
 
 
 def names(rows: Sequence[SecretRow]) -> list[str]:
@@ -152,21 +151,26 @@ def test_a_transaction_goes_on_after_already_exists(store):
         assert tx.secret_by_name(ACCOUNT, REGION, "app/other") is not None
 
 
+class Boom(Exception):
+    pass
+
+
 def test_an_exception_rolls_back_everything_the_transaction_did(store):
     with store.write() as tx:
         kept = new_secret(tx, "kept")
 
-    class Boom(Exception):
-        pass
+    def write_then_fail() -> None:
+        with store.write() as tx:
+            doomed = new_secret(tx, "doomed")
+            version = tx.insert_version(doomed.pk, "v" * 32, T0, b"blob", "mk-1")
+            tx.set_labels(doomed.pk, {version.pk: ["AWSCURRENT"]})
+            tx.set_tags(doomed.pk, [("team", "core")])
+            tx.update_secret(kept.pk, description="changed")
+            tx.set_meta("rolled", "back")
+            raise Boom
 
-    with pytest.raises(Boom), store.write() as tx:
-        doomed = new_secret(tx, "doomed")
-        version = tx.insert_version(doomed.pk, "v" * 32, T0, b"blob", "mk-1")
-        tx.set_labels(doomed.pk, {version.pk: ["AWSCURRENT"]})
-        tx.set_tags(doomed.pk, [("team", "core")])
-        tx.update_secret(kept.pk, description="changed")
-        tx.set_meta("rolled", "back")
-        raise Boom
+    with pytest.raises(Boom):
+        write_then_fail()
 
     with store.read() as tx:
         assert tx.secret_by_name(ACCOUNT, REGION, "doomed") is None
@@ -348,8 +352,9 @@ def test_a_label_is_on_at_most_one_version_of_a_secret(store):
         v2 = tx.insert_version(row.pk, vid(2), T0 + 1, b"two", "mk")
         tx.set_labels(row.pk, {v1.pk: ["AWSCURRENT"]})
 
-    # The database itself refuses it (schema.stages' primary key), whatever the caller does.
-    with pytest.raises((StorageError, sa.exc.IntegrityError)), store.write() as tx:
+    # The database itself refuses it (schema.stages' primary key), whatever the caller does,
+    # and says so in storage's own terms.
+    with pytest.raises(ConstraintViolation), store.write() as tx:
         tx.set_labels(row.pk, {v1.pk: ["AWSCURRENT"], v2.pk: ["AWSCURRENT"]})
 
     with store.read() as tx:
@@ -475,7 +480,7 @@ def test_set_words_replaces_the_words_and_drops_repeats(store):
 
 
 def query(**kwargs: Any) -> ListQuery:
-    return ListQuery(account_id=ACCOUNT, region=REGION, **kwargs)
+    return ListQuery(**{"account_id": ACCOUNT, "region": REGION, "now": T0, **kwargs})
 
 
 def listed(store: SqlStore, q: ListQuery) -> list[str]:
@@ -529,7 +534,9 @@ def seven_secrets(store) -> list[str]:
     return order
 
 
-@pytest.mark.parametrize("sort_by", ["created-date", "last-changed-date", "last-accessed-date", "name"])
+@pytest.mark.parametrize(
+    "sort_by", ["created-date", "last-changed-date", "last-accessed-date", "name"]
+)
 @pytest.mark.parametrize("descending", [False, True], ids=["asc", "desc"])
 def test_list_secrets_sorts_and_pages_without_skipping_or_repeating(
     store, seven_secrets, sort_by, descending
@@ -550,10 +557,20 @@ def test_list_secrets_sorts_and_pages_without_skipping_or_repeating(
 
 
 def test_list_secrets_shows_scheduled_secrets_only_when_asked(store, seven_secrets):
-    assert "scheduled" not in listed(store, query())
-    assert listed(store, query(include_planned_deletion=True)) == [
+    assert "scheduled" not in listed(store, query(now=T0))
+    assert listed(store, query(include_planned_deletion=True, now=T0)) == [
         "golf", "Bravo", "echo", "alpha", "scheduled", "foxtrot", "delta/0", "delta-1"
     ]  # fmt: skip
+
+
+def test_list_secrets_hides_secrets_past_their_deletion_date_even_before_the_purge(
+    store, seven_secrets
+):
+    # "scheduled" is to go at T0 + 1000; until the worker purges it, it is gone all the same.
+    just_before = listed(store, query(include_planned_deletion=True, now=T0 + 999.5))
+    at_the_date = listed(store, query(include_planned_deletion=True, now=T0 + 1000))
+    assert "scheduled" in just_before
+    assert at_the_date == [name for name in just_before if name != "scheduled"]
 
 
 def test_list_secrets_stops_at_the_limit(store, seven_secrets):
@@ -563,7 +580,7 @@ def test_list_secrets_stops_at_the_limit(store, seven_secrets):
 
 def test_list_secrets_returns_nothing_for_an_empty_region(store, seven_secrets):
     with store.read() as tx:
-        assert tx.list_secrets(ListQuery(account_id=ACCOUNT, region="ap-south-2")) == []
+        assert tx.list_secrets(ListQuery(account_id=ACCOUNT, region="ap-south-2", now=T0)) == []
 
 
 def index(tx: Transaction, row: SecretRow, tags: Sequence[tuple[str, str]] = ()) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from alembic.script import ScriptDirectory
 
 from strongroom.storage import migrate, schema
 from strongroom.storage.base import SchemaTooNew
@@ -23,12 +24,12 @@ def engine_for(url: str) -> sa.Engine:
     return sa.create_engine(url, poolclass=sa.pool.NullPool)
 
 
-def _type(column: dict[str, Any], dialect: sa.Dialect) -> str:
+def _type(column: Any, dialect: sa.Dialect) -> str:
     # Compare what the database really stores (reflected types compiled by its dialect).
-    return column["type"].compile(dialect=dialect)
+    return str(column["type"].compile(dialect=dialect))
 
 
-def _default(column: dict[str, Any]) -> str | None:
+def _default(column: Any) -> str | None:
     default = column.get("default")
     if default is None:
         return None
@@ -108,7 +109,7 @@ def test_it_leaves_the_database_at_the_head_revision(empty_database: Callable[[]
 
     migrate.upgrade(engine)
 
-    head = migrate.ScriptDirectory.from_config(migrate._config()).get_current_head()
+    head = ScriptDirectory.from_config(migrate._config()).get_current_head()
     assert head is not None
     assert migrate.current_revision(engine) == head
 
@@ -132,7 +133,7 @@ def test_it_refuses_a_database_migrated_by_a_newer_release(empty_database: Calla
     engine = engine_for(empty_database())
     migrate.upgrade(engine)
     with engine.begin() as conn:
-        conn.execute(sa.text(f"UPDATE {ALEMBIC_TABLE} SET version_num = 'f00dfacef00d'"))
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = 'f00dfacef00d'"))
 
     with pytest.raises(SchemaTooNew, match="f00dfacef00d"):
         migrate.upgrade(engine)
@@ -146,8 +147,8 @@ def test_it_refuses_a_newer_database_before_creating_anything(empty_database: Ca
     # failed halfway) must not get our tables created next to whatever that release made.
     engine = engine_for(empty_database())
     with engine.begin() as conn:
-        conn.execute(sa.text(f"CREATE TABLE {ALEMBIC_TABLE} (version_num VARCHAR(32) NOT NULL)"))
-        conn.execute(sa.text(f"INSERT INTO {ALEMBIC_TABLE} VALUES ('f00dfacef00d')"))
+        conn.execute(sa.text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)"))
+        conn.execute(sa.text("INSERT INTO alembic_version VALUES ('f00dfacef00d')"))
 
     with pytest.raises(SchemaTooNew):
         migrate.upgrade(engine)

@@ -96,12 +96,12 @@ class ListQuery:
 
     account_id: str
     region: str
+    # A secret whose deletion date is at or before ``now`` is gone, even before its purge.
+    now: float
     filters: Sequence[tuple[str, Sequence[str]]] = ()
     sort_by: SortBy = "created-date"
     descending: bool = False
     include_planned_deletion: bool = False
-    # A secret whose deletion date is at or before ``now`` is gone, even before its purge.
-    now: float = float("inf")
     # Keyset cursor: the sort value and pk of the last row of the previous page.
     after: tuple[Any, int] | None = None
     limit: int = 100

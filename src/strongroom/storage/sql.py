@@ -208,9 +208,7 @@ class SqlTransaction:
         if not query.include_planned_deletion:
             conditions.append(_S.c.deletion_date.is_(None))
         else:
-            conditions.append(
-                sa.or_(_S.c.deletion_date.is_(None), _S.c.deletion_date > query.now)
-            )
+            conditions.append(sa.or_(_S.c.deletion_date.is_(None), _S.c.deletion_date > query.now))
         conditions.extend(
             _filter_clause(key, values, code_points=code_points) for key, values in query.filters
         )
