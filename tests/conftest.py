@@ -30,7 +30,7 @@ from strongroom.settings import Settings
 ACCOUNT_ID = "123456789012"
 # alice: the account root, allowed everything (the only principal until IAM lands).
 ROOT_KEY_ID = "AKIAROOTTESTKEY00001"
-ROOT_SECRET = "root-secret-access-key-for-tests-only"  # noqa: S105 - a test credential
+ROOT_SECRET = "root-secret-access-key-for-tests-only"
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
 
