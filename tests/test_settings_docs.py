@@ -12,7 +12,9 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def test_every_setting_has_a_flag_and_a_variable_in_the_readme():
-    rows = re.findall(r"^\| `(--[a-z-]+)` \| `(STRONGROOM_[A-Z_]+)` \|", README.read_text(), re.MULTILINE)
+    rows = re.findall(
+        r"^\| `(--[a-z-]+)` \| `(STRONGROOM_[A-Z_]+)` \|", README.read_text(), re.MULTILINE
+    )
     assert rows == [(s.flag, s.env) for s in SETTINGS]
 
 
