@@ -501,6 +501,8 @@ def _encodable(value: Any) -> bool:
     if isinstance(value, list):
         return all(_encodable(item) for item in value)
     return True
+
+
 _ENCODER = json.JSONEncoder(separators=(",", ":"))  # built once: json.dumps(**kw) builds one a call
 
 

@@ -41,9 +41,7 @@ class Compiled:
         )
         self.sql: str = compiled.string
         self.defaults: dict[str, Any] = {
-            name: bind.effective_value
-            for name, bind in compiled.binds.items()
-            if not bind.required
+            name: bind.effective_value for name, bind in compiled.binds.items() if not bind.required
         }
         if expand:
             self.defaults = dict(compiled.construct_params())
