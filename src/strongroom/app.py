@@ -17,8 +17,8 @@ from strongroom.domain.principal import Principal, root_principal
 from strongroom.errors import InvalidRequestException
 from strongroom.installation import Installation
 from strongroom.operations.context import Context
-from strongroom.operations.registry import NOT_YET, OPERATIONS
-from strongroom.protocol.asgi import Frontend, HttpRequest
+from strongroom.operations.registry import NOT_YET, OPERATIONS, READ_ONLY_FAST
+from strongroom.protocol.asgi import Frontend, HttpRequest, Outcome
 from strongroom.protocol.model import ServiceModel
 from strongroom.worker import Worker
 
@@ -60,7 +60,10 @@ class SecretsManager:
             principal = key.principal
         return Caller(principal=principal, region=verified.region)
 
-    def run(self, caller: Caller, operation: str, request: dict[str, Any]) -> dict[str, Any]:
+    def inline(self, operation: str) -> bool:
+        return operation in READ_ONLY_FAST and self.installation.store.reads_never_wait
+
+    def run(self, caller: Caller, operation: str, request: dict[str, Any]) -> Outcome:
         function = OPERATIONS.get(operation)
         if function is None:
             reason = NOT_YET.get(operation, "it is not supported")
@@ -74,7 +77,7 @@ class SecretsManager:
             clock=self.clock,
             token_key=self.installation.token_key,
         )
-        return function(ctx, request)
+        return Outcome(function(ctx, request), ctx.later)
 
 
 def build_app(installation: Installation, *, clock: Any = time.time) -> Frontend:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from strongroom.crypto.envelope import DecryptError, Sealer, aad_for_version
@@ -47,6 +47,10 @@ class Context:
     principal: Principal
     clock: Callable[[], float]
     token_key: bytes  # signs NextToken values (operations.paging)
+    # Writes a read-only operation leaves for after its response is ready (LastAccessedDate),
+    # so that the read itself never waits for the write lock; the caller runs them before
+    # it answers, so the next request still sees them.
+    later: list[Callable[[], None]] = field(default_factory=list)
 
     @property
     def partition(self) -> str:

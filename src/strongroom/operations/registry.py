@@ -27,6 +27,11 @@ OPERATIONS: dict[str, Operation] = {
     "GetRandomPassword": passwords.get_random_password,
 }
 
+# Read-only actions whose work is a few indexed reads: where reads never wait
+# (Store.reads_never_wait) they run on the event loop itself, saving a thread hand-off per
+# request; their writes (Context.later) still go to a thread.
+READ_ONLY_FAST = frozenset({"GetSecretValue", "DescribeSecret", "GetRandomPassword"})
+
 # Actions in the service model that Strongroom answers with InvalidRequestException (HTTP
 # 400, so SDKs do not retry) and no state change, each with the reason.
 NOT_YET: dict[str, str] = {

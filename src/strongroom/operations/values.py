@@ -81,8 +81,12 @@ def _record_access(ctx: Context, secret: SecretRow, version: VersionRow) -> None
     # not on every read.
     today = day_of(ctx.clock())
     if secret.last_accessed_at != today or version.last_accessed_at != today:
-        with ctx.store.write() as tx:
-            tx.touch_accessed(secret.pk, version.pk, today)
+
+        def touch() -> None:
+            with ctx.store.write() as tx:
+                tx.touch_accessed(secret.pk, version.pk, today)
+
+        ctx.later.append(touch)
 
 
 def _value_entry(secret: SecretRow, version: VersionRow, value: SecretValue) -> dict[str, Any]:

@@ -8,7 +8,9 @@ Theory of operation
 3. Find the action in the service model (UnknownOperationException), parse and validate the
    body against it (SerializationException / ValidationException).
 4. Run the operation in a worker thread: operations are synchronous and may wait on the
-   database, which must not stall the event loop.
+   database, which must not stall the event loop. The few read-only actions that can never
+   wait (``Handler.inline``) run on the event loop itself: for them the hand-off to a thread
+   would cost more than the work.
 5. Serialise the result per the model, or the ``ServiceError`` as ``{"__type", "Message"}``;
    anything unexpected is logged and answered as a 500 InternalServiceError.
 
@@ -65,6 +67,12 @@ class HttpRequest:
         return None
 
 
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    result: dict[str, Any]
+    later: list[Callable[[], None]]  # run in a thread before the response is sent
+
+
 class Handler(Protocol):
     """What the front end calls; built by ``app.build_app`` from the other layers."""
 
@@ -74,7 +82,10 @@ class Handler(Protocol):
     def authenticate(self, request: HttpRequest) -> Any:
         """Verify the request's credentials; returns what ``run`` needs to act for the caller."""
 
-    def run(self, caller: Any, operation: str, request: dict[str, Any]) -> dict[str, Any]:
+    def inline(self, operation: str) -> bool:
+        """True when ``operation`` never blocks, so it may run on the event loop."""
+
+    def run(self, caller: Any, operation: str, request: dict[str, Any]) -> Outcome:
         """Run one validated action for ``caller``; raises ``ServiceError``."""
 
 
@@ -127,8 +138,15 @@ class Frontend:
             if model_op is None or scope["method"] != "POST":
                 raise UnknownOperationException("")  # noqa: TRY301 - answered like any error
             parsed = model_op.parse_input(request.body)
-            result = await anyio.to_thread.run_sync(self.handler.run, caller, operation, parsed)
-            status, body = 200, model_op.serialize_output(result)
+            if self.handler.inline(operation):
+                outcome = self.handler.run(caller, operation, parsed)
+            else:
+                outcome = await anyio.to_thread.run_sync(
+                    self.handler.run, caller, operation, parsed
+                )
+            for job in outcome.later:
+                await anyio.to_thread.run_sync(job)
+            status, body = 200, model_op.serialize_output(outcome.result)
         except ServiceError as exc:
             status, body = exc.status, error_body(exc.code, exc.message)
             code = exc.code
