@@ -122,8 +122,11 @@ class Executor:
         """Insert ``rows`` (dicts with the same keys) with one executemany."""
         if not rows:
             return
-        statement = table.insert().values({key: bindparam(key) for key in rows[0]})
-        compiled = Compiled(statement, self.dialect, expand=False)
+        key = (table.name, tuple(rows[0]), self.dialect.name)
+        compiled = _INSERTS.get(key)
+        if compiled is None:
+            statement = table.insert().values({name: bindparam(name) for name in rows[0]})
+            compiled = _INSERTS[key] = Compiled(statement, self.dialect, expand=False)
         cursor = self.dbapi_connection.cursor()
         try:
             cursor.executemany(compiled.sql, [compiled.parameters(row) for row in rows])
@@ -157,6 +160,10 @@ class Executor:
 # Keyed by the statement object itself: statements cached here are module-level constants
 # that live as long as the process, so the cache cannot grow without bound.
 _CACHE: dict[tuple[int, str], tuple[ClauseElement, Compiled]] = {}
+
+
+# Bulk inserts by (table, columns, dialect): a handful of shapes in all.
+_INSERTS: dict[tuple[str, tuple[str, ...], str], Compiled] = {}
 
 
 def _compile_cached(statement: ClauseElement, dialect: Dialect) -> Compiled:
