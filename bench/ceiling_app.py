@@ -57,9 +57,13 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
     uvicorn.run(
-        app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False,
+        app,
+        host="127.0.0.1",
+        port=args.port,
+        log_level="warning",
+        access_log=False,
         server_header=False,
-    )  # fmt: skip
+    )
 
 
 if __name__ == "__main__":

@@ -45,12 +45,17 @@ HOST = "127.0.0.1"
 ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
 ROOT_KEY_ID = "AKIABENCHROOTKEY0001"
-ROOT_SECRET = "bench-root-secret-access-key-not-for-real-use"  # noqa: S105 - a bench credential
+ROOT_SECRET = "bench-root-secret-access-key-not-for-real-use"
 TARGET_PREFIX = "secretsmanager."
 CONTENT_TYPE = "application/x-amz-json-1.1"
 # A typical small secret: a JSON document of about 100 bytes.
 SECRET_VALUE = json.dumps(
-    {"username": "app_user", "password": "x7#Qv9!mR2@pL4$wZ8^kT1", "host": "db.internal", "port": 5432}
+    {
+        "username": "app_user",
+        "password": "x7#Qv9!mR2@pL4$wZ8^kT1",
+        "host": "db.internal",
+        "port": 5432,
+    }
 )
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
@@ -85,21 +90,39 @@ class Server:
     def pid(self) -> int:
         return self.proc.pid
 
+    def processes(self) -> list[int]:
+        """The server's pid and its live descendants (``--workers`` starts child processes)."""
+        found, todo = [], [self.pid]
+        while todo:
+            pid = todo.pop()
+            found.append(pid)
+            for children in Path(f"/proc/{pid}/task").glob("*/children"):
+                with contextlib.suppress(OSError):
+                    todo.extend(int(c) for c in children.read_text().split())
+        return found
+
     def cpu_seconds(self) -> float:
-        """User + system CPU time of the server process, all threads."""
-        stat = Path(f"/proc/{self.pid}/stat").read_text()
-        fields = stat[stat.rindex(")") + 2 :].split()
-        ticks = int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15 of stat)
+        """User + system CPU time of the server's processes, all threads."""
+        ticks = 0
+        for pid in self.processes():
+            with contextlib.suppress(OSError):
+                stat = Path(f"/proc/{pid}/stat").read_text()
+                fields = stat[stat.rindex(")") + 2 :].split()
+                ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
         return ticks / os.sysconf("SC_CLK_TCK")
 
     def memory_mb(self) -> tuple[float, float]:
-        """(VmRSS, VmHWM) in MiB: resident set now, and its peak."""
-        values: dict[str, float] = {}
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            key, _, rest = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                values[key] = int(rest.split()[0]) / 1024  # kB
-        return values["VmRSS"], values["VmHWM"]
+        """(VmRSS, VmHWM) in MiB, summed over the server's processes: now, and the peaks."""
+        rss = peak = 0.0
+        for pid in self.processes():
+            with contextlib.suppress(OSError):
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    key, _, rest = line.partition(":")
+                    if key == "VmRSS":
+                        rss += int(rest.split()[0]) / 1024  # kB
+                    elif key == "VmHWM":
+                        peak += int(rest.split()[0]) / 1024
+        return rss, peak
 
     def check_alive(self) -> None:
         if self.proc.poll() is not None:
@@ -130,16 +153,14 @@ def tail(path: Path, lines: int = 20) -> str:
 def _clean_env() -> dict[str, str]:
     # No inherited STRONGROOM_* setting may change what is measured (STRONGROOM_DEV=1 would
     # switch signature checks off), and no AWS_* variable may redirect the signer.
-    return {
-        k: v for k, v in os.environ.items() if not k.startswith(("STRONGROOM_", "AWS_"))
-    }
+    return {k: v for k, v in os.environ.items() if not k.startswith(("STRONGROOM_", "AWS_"))}
 
 
 def _spawn(name: str, argv: list[str], workdir: Path, env: dict[str, str]) -> Server:
     port = int(argv[argv.index("--port") + 1]) if "--port" in argv else int(argv[-1])
     log_path = workdir / f"{name}.log"
     log = log_path.open("wb")
-    proc = subprocess.Popen(  # noqa: S603 - our own argv
+    proc = subprocess.Popen(
         argv,
         stdin=subprocess.DEVNULL,
         stdout=log,
@@ -151,11 +172,13 @@ def _spawn(name: str, argv: list[str], workdir: Path, env: dict[str, str]) -> Se
     return Server(name=name, port=port, proc=proc, log_path=log_path, _log=log)
 
 
-def start_strongroom(workdir: Path, *, extra_args: Sequence[str] = ()) -> Server:
+def start_strongroom(
+    workdir: Path, *, data_dir: Path | None = None, extra_args: Sequence[str] = ()
+) -> Server:
     exe = VENV_BIN / "strongroom"
     if not exe.exists():
         raise BenchError(f"{exe} not found: install Strongroom with `.venv/bin/pip install -e .`")
-    data_dir = workdir / "strongroom-data"
+    data_dir = data_dir or workdir / "strongroom-data"
     env = _clean_env() | {
         "STRONGROOM_ROOT_ACCESS_KEY_ID": ROOT_KEY_ID,
         "STRONGROOM_ROOT_SECRET_ACCESS_KEY": ROOT_SECRET,
@@ -164,7 +187,7 @@ def start_strongroom(workdir: Path, *, extra_args: Sequence[str] = ()) -> Server
     argv = [str(exe), "serve", "--host", HOST, "--port", str(port), "--data-dir", str(data_dir)]
     argv += ["--account-id", ACCOUNT_ID, "--region", REGION, *extra_args]
     server = _spawn("strongroom", argv, workdir, env)
-    wait_ready(server)
+    _ready_or_stop(server)
     return server
 
 
@@ -178,7 +201,7 @@ def start_moto(workdir: Path) -> Server:
     port = free_port()
     env = _clean_env() | {"AWS_DEFAULT_REGION": REGION}
     server = _spawn("moto", [str(exe), "-H", HOST, "--port", str(port)], workdir, env)
-    wait_ready(server)
+    _ready_or_stop(server)
     return server
 
 
@@ -187,23 +210,36 @@ def start_ceiling(workdir: Path) -> Server:
     port = free_port()
     argv = [sys.executable, str(BENCH_DIR / "ceiling_app.py"), "--port", str(port)]
     server = _spawn("ceiling", argv, workdir, _clean_env())
-    wait_ready(server)
+    _ready_or_stop(server)
     return server
+
+
+def _ready_or_stop(server: Server) -> None:
+    try:
+        wait_ready(server)
+    except BaseException:
+        server.stop()  # never leave a server behind that the caller has no handle on
+        raise
 
 
 def wait_ready(server: Server) -> None:
     signer = Signer(server.port)
     deadline = time.monotonic() + START_TIMEOUT
+    answer = "no connection"
     while True:
         server.check_alive()
         try:
-            status, _ = http_once(server.port, signer.sign("ListSecrets", {}))
-        except OSError:
-            status = 0
+            status, body = http_once(server.port, signer.sign("ListSecrets", {}))
+            answer = f"{status} {body[:300]!r}"
+        except OSError as exc:
+            status, answer = 0, str(exc)
         if status == 200:
             return
         if time.monotonic() > deadline:
-            raise BenchError(f"{server.name} did not answer within {START_TIMEOUT:.0f} s")
+            raise BenchError(
+                f"{server.name} did not answer ListSecrets with 200 within {START_TIMEOUT:.0f} s "
+                f"(last: {answer}); its log:\n{tail(server.log_path)}"
+            )
         time.sleep(0.2)
 
 
@@ -274,38 +310,66 @@ class SendReport:
 _CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:\s*(\d+)", re.IGNORECASE)
 
 
-async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
-    head = await reader.readuntil(b"\r\n\r\n")
-    status = int(head[9:12])
-    match = _CONTENT_LENGTH.search(head)
-    if match is None:
-        raise BenchError(f"response without Content-Length: {head[:200]!r}")
-    return status, await reader.readexactly(int(match.group(1)))
+_CONNECTION_CLOSE = re.compile(rb"\r\nconnection:\s*close", re.IGNORECASE)
 
 
-async def _send_each(port: int, items: Sequence[Item], connections: int) -> tuple[Counter[int], list[str]]:
+class _Connection:
+    """One HTTP/1.1 connection that reopens itself when the server closes it after a
+    response (moto's werkzeug server answers every request with "Connection: close")."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def exchange(self, raw: bytes) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(HOST, self.port)
+        assert self.reader is not None
+        self.writer.write(raw)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        match = _CONTENT_LENGTH.search(head)
+        if match is None:
+            raise BenchError(f"response without Content-Length: {head[:200]!r}")
+        body = await self.reader.readexactly(int(match.group(1)))
+        if _CONNECTION_CLOSE.search(head) or head.startswith(b"HTTP/1.0"):
+            self.close()
+        return status, body
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
+async def _send_each(
+    port: int, items: Sequence[Item], connections: int
+) -> tuple[Counter[int], list[str]]:
     signer = Signer(port)
     queue: Iterator[Item] = iter(items)
     statuses: Counter[int] = Counter()
     errors: list[str] = []
 
     async def connection() -> None:
-        reader, writer = await asyncio.open_connection(HOST, port)
+        conn = _Connection(port)
         try:
             for operation, body in queue:  # shared iterator: each item goes out once
-                writer.write(signer.sign(operation, body))  # signed now: fresh for 5 minutes
-                status, data = await _read_response(reader)
+                # Signed now, so fresh for 5 minutes however long the whole list takes.
+                status, data = await conn.exchange(signer.sign(operation, body))
                 statuses[status] += 1
                 if status != 200 and len(errors) < 5:
                     errors.append(f"{operation} {status} {data[:200]!r}")
         finally:
-            writer.close()
+            conn.close()
 
     await asyncio.gather(*(connection() for _ in range(connections)))
     return statuses, errors
 
 
-def _send_each_worker(args: tuple[int, Sequence[Item], int, float]) -> tuple[Counter[int], list[str]]:
+def _send_each_worker(
+    args: tuple[int, Sequence[Item], int, float],
+) -> tuple[Counter[int], list[str]]:
     port, items, connections, timeout = args
     return asyncio.run(asyncio.wait_for(_send_each(port, items, connections), timeout))
 
@@ -349,17 +413,16 @@ async def _replay(
 
     async def connection() -> None:
         nonlocal failures
-        reader, writer = await asyncio.open_connection(HOST, port)
+        conn = _Connection(port)
         try:
             while time.perf_counter() < deadline:
                 raw = raws[next(counter) % len(raws)]
                 started = time.perf_counter_ns()
-                writer.write(raw)
-                status, _ = await _read_response(reader)
+                status, _ = await conn.exchange(raw)
                 latencies.append(time.perf_counter_ns() - started)
                 failures += status >= 400
         finally:
-            writer.close()
+            conn.close()
 
     await asyncio.gather(*(connection() for _ in range(connections)))
     return latencies, failures, next(counter) // len(raws)
@@ -384,6 +447,7 @@ class LoadResult:
     server_cpu: float  # server CPU time / wall time (1.0 = one core busy)
     client_cpu: float  # the same for the load client
     client: str
+    other_cpu: float = 0.0  # cores busy with anything else on the machine meanwhile
 
     @property
     def rps(self) -> float:
@@ -392,6 +456,12 @@ class LoadResult:
 
 def have_wrk() -> bool:
     return shutil.which("wrk") is not None
+
+
+def system_busy_seconds() -> float:
+    """CPU seconds spent busy (not idle, not waiting for I/O) by all cores since boot."""
+    values = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    return (sum(values) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
 
 
 def _children_cpu() -> float:
@@ -412,34 +482,55 @@ def run_load(
     """Replay ``raws`` against ``server`` for ``duration`` seconds; wrk or asyncio."""
     server.check_alive()
     threads = max(1, min(threads, connections, len(raws)))
-    cpu0, child0, wall0 = server.cpu_seconds(), _children_cpu(), time.perf_counter()
+    cpu0, child0, busy0 = server.cpu_seconds(), _children_cpu(), system_busy_seconds()
+    wall0 = time.perf_counter()
     if client == "wrk":
-        result = _run_wrk(server.port, raws, connections, duration, threads, workdir)
+        result = _run_wrk(
+            server.port, raws, connections, duration, threads=threads, workdir=workdir
+        )
     else:
         result = _run_asyncio(server.port, raws, connections, duration, threads)
     wall = time.perf_counter() - wall0
     result.server_cpu = (server.cpu_seconds() - cpu0) / wall
     result.client_cpu = (_children_cpu() - child0) / wall
+    busy = (system_busy_seconds() - busy0) / wall
+    result.other_cpu = max(0.0, busy - result.server_cpu - result.client_cpu)
     server.check_alive()
     return result
 
 
 def _run_wrk(
-    port: int, raws: Sequence[bytes], connections: int, duration: float, threads: int, workdir: Path
+    port: int,
+    raws: Sequence[bytes],
+    connections: int,
+    duration: float,
+    *,
+    threads: int,
+    workdir: Path,
 ) -> LoadResult:
     path = workdir / "requests.bin"
     with path.open("wb") as handle:
         for raw in raws:
             if b"\0" in raw:
-                raise BenchError("a request contains a NUL byte, which replay.lua uses as separator")
+                raise BenchError(
+                    "a request contains a NUL byte, which replay.lua uses as separator"
+                )
             handle.write(raw + b"\0")
     argv = [
-        "wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(duration))}s", "--timeout", "10s",
-        "-s", str(BENCH_DIR / "replay.lua"), f"http://{HOST}:{port}/", "--", str(path), str(threads),
-    ]  # fmt: skip
-    done = subprocess.run(  # noqa: S603 - our own argv
-        argv, capture_output=True, text=True, timeout=duration + 60, check=False
-    )
+        "wrk",
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{max(1, round(duration))}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(BENCH_DIR / "replay.lua"),
+        f"http://{HOST}:{port}/",
+        "--",
+        str(path),
+        str(threads),
+    ]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60, check=False)
     line = next((x for x in done.stdout.splitlines() if x.startswith("RESULT ")), None)
     if done.returncode != 0 or line is None:
         raise BenchError(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")

@@ -17,8 +17,8 @@ from strongroom.domain.principal import Principal, root_principal
 from strongroom.errors import InvalidRequestException
 from strongroom.installation import Installation
 from strongroom.operations.context import Context
-from strongroom.operations.registry import NOT_YET, OPERATIONS, READ_ONLY_FAST
-from strongroom.protocol.asgi import Frontend, HttpRequest, Outcome
+from strongroom.operations.registry import NOT_YET, OPERATIONS, READ_ONLY, READ_ONLY_FAST
+from strongroom.protocol.asgi import Frontend, HttpRequest, Lane, Outcome
 from strongroom.protocol.model import ServiceModel
 from strongroom.worker import Worker
 
@@ -60,8 +60,10 @@ class SecretsManager:
             principal = key.principal
         return Caller(principal=principal, region=verified.region)
 
-    def inline(self, operation: str) -> bool:
-        return operation in READ_ONLY_FAST and self.installation.store.reads_never_wait
+    def lane(self, operation: str) -> Lane:
+        if operation in READ_ONLY_FAST and self.installation.store.reads_never_wait:
+            return "inline"
+        return "read" if operation in READ_ONLY else "write"
 
     def run(self, caller: Caller, operation: str, request: dict[str, Any]) -> Outcome:
         function = OPERATIONS.get(operation)

@@ -31,6 +31,8 @@ OPERATIONS: dict[str, Operation] = {
 # (Store.reads_never_wait) they run on the event loop itself, saving a thread hand-off per
 # request; their writes (Context.later) still go to a thread.
 READ_ONLY_FAST = frozenset({"GetSecretValue", "DescribeSecret", "GetRandomPassword"})
+# Every other read-only action; the rest write.
+READ_ONLY = READ_ONLY_FAST | {"ListSecrets", "ListSecretVersionIds", "BatchGetSecretValue"}
 
 # Actions in the service model that Strongroom answers with InvalidRequestException (HTTP
 # 400, so SDKs do not retry) and no state change, each with the reason.

@@ -26,8 +26,9 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
+import anyio
 import anyio.to_thread
 
 from strongroom.errors import (
@@ -67,6 +68,9 @@ class HttpRequest:
         return None
 
 
+Lane = Literal["inline", "read", "write"]
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
     result: dict[str, Any]
@@ -82,8 +86,9 @@ class Handler(Protocol):
     def authenticate(self, request: HttpRequest) -> Any:
         """Verify the request's credentials; returns what ``run`` needs to act for the caller."""
 
-    def inline(self, operation: str) -> bool:
-        """True when ``operation`` never blocks, so it may run on the event loop."""
+    def lane(self, operation: str) -> Lane:
+        """Where ``operation`` runs: "inline" (never blocks: on the event loop), "read" (a
+        worker thread) or "write" (the one thread that writes at a time)."""
 
     def run(self, caller: Any, operation: str, request: dict[str, Any]) -> Outcome:
         """Run one validated action for ``caller``; raises ``ServiceError``."""
@@ -96,8 +101,13 @@ class Frontend:
         *,
         on_startup: Callable[[], None] | None = None,
         on_shutdown: Callable[[], None] | None = None,
+        threads: int = 4,
     ) -> None:
         self.handler = handler
+        # Few threads on purpose: writes are serialised anyway and reads are short, so more
+        # threads only contend for the GIL (and each keeps its own database connection).
+        self.threads = threads
+        self._writer: anyio.CapacityLimiter | None = None
         self.prefix = handler.model.target_prefix + "."
         self._on_startup = on_startup
         self._on_shutdown = on_shutdown
@@ -112,6 +122,10 @@ class Frontend:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                anyio.to_thread.current_default_thread_limiter().total_tokens = self.threads
+                # Writes queue here rather than on the store's write lock: one writing
+                # thread at a time hands the GIL and the database lock around far less.
+                self._writer = anyio.CapacityLimiter(1)
                 try:
                     if self._on_startup is not None:
                         self._on_startup()
@@ -138,14 +152,16 @@ class Frontend:
             if model_op is None or scope["method"] != "POST":
                 raise UnknownOperationException("")  # noqa: TRY301 - answered like any error
             parsed = model_op.parse_input(request.body)
-            if self.handler.inline(operation):
+            lane = self.handler.lane(operation)
+            if lane == "inline":
                 outcome = self.handler.run(caller, operation, parsed)
             else:
+                limiter = self._writer if lane == "write" else None
                 outcome = await anyio.to_thread.run_sync(
-                    self.handler.run, caller, operation, parsed
+                    self.handler.run, caller, operation, parsed, limiter=limiter
                 )
             for job in outcome.later:
-                await anyio.to_thread.run_sync(job)
+                await anyio.to_thread.run_sync(job, limiter=self._writer)
             status, body = 200, model_op.serialize_output(outcome.result)
         except ServiceError as exc:
             status, body = exc.status, error_body(exc.code, exc.message)
