@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 from botocore.exceptions import ClientError
+from tests.api.helpers import token
 
 CURRENT, PENDING = "AWSCURRENT", "AWSPENDING"
 NOT_FOUND = "Secrets Manager can't find the specified secret."
-
-
-def token() -> str:
-    return str(uuid.uuid4())
 
 
 def error_of(info: pytest.ExceptionInfo[ClientError]) -> tuple[str, str]:

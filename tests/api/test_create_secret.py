@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import re
 import time
-import uuid
 
 import pytest
-from botocore.exceptions import ClientError
+from tests.api.helpers import body, refusal, token
 from tests.api.rawhttp import signed_call
 from tests.conftest import ACCOUNT_ID
 
@@ -16,23 +15,6 @@ INVALID_NAME = (
     "or any of the following: -/_+=.@!"
 )
 TOKEN_REQUIRED = "You must provide a ClientRequestToken value. We recommend a UUID-type value."
-
-
-def refusal(call, **kwargs) -> tuple[str, str]:
-    """The (code, message) of a call that must fail with an HTTP 400."""
-    with pytest.raises(ClientError) as caught:
-        call(**kwargs)
-    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
-    error = caught.value.response["Error"]
-    return error["Code"], error["Message"]
-
-
-def body(response: dict) -> dict:
-    return {k: v for k, v in response.items() if k != "ResponseMetadata"}
-
-
-def token() -> str:
-    return str(uuid.uuid4())
 
 
 # -- the ARN ---------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import time
 import pytest
 import sqlalchemy as sa
 from botocore.exceptions import ClientError
+from tests.api.helpers import body, refusal
 from tests.conftest import ACCOUNT_ID
 
 from strongroom import worker as worker_module
@@ -29,19 +30,6 @@ WINDOW_AND_FORCE = (
 )
 ALREADY_MARKED = "You tried to perform the operation on a secret that's currently marked deleted."
 CHILD_TABLES = (schema.versions, schema.stages, schema.tags, schema.words)
-
-
-def refusal(call, **kwargs) -> tuple[str, str]:
-    """The (code, message) of a call that must fail with an HTTP 400."""
-    with pytest.raises(ClientError) as caught:
-        call(**kwargs)
-    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
-    error = caught.value.response["Error"]
-    return error["Code"], error["Message"]
-
-
-def body(response: dict) -> dict:
-    return {k: v for k, v in response.items() if k != "ResponseMetadata"}
 
 
 def listed_names(client, *, include_planned_deletion: bool) -> list[str]:

@@ -4,19 +4,9 @@ from __future__ import annotations
 
 import time
 
-import pytest
-from botocore.exceptions import ClientError
+from tests.api.helpers import refusal
 
 DAY = 86_400
-
-
-def refusal(call, **kwargs) -> tuple[str, str]:
-    """The (code, message) of a call that must fail with an HTTP 400."""
-    with pytest.raises(ClientError) as caught:
-        call(**kwargs)
-    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
-    error = caught.value.response["Error"]
-    return error["Code"], error["Message"]
 
 
 def members(response: dict) -> set[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import string
 
 import pytest
-from botocore.exceptions import ClientError
+from tests.api.helpers import refusal
 from tests.api.rawhttp import signed_call
 
 UPPER, LOWER, DIGITS = string.ascii_uppercase, string.ascii_lowercase, string.digits
@@ -13,15 +13,6 @@ PUNCTUATION = string.punctuation  # the 32 ASCII punctuation characters AWS draw
 CLASSES = {"upper": UPPER, "lower": LOWER, "digits": DIGITS, "punctuation": PUNCTUATION}
 # The texts of the two parameter errors are UNCONFIRMED against AWS (spec §10, §16.2).
 TOO_SHORT = "Password length is too short based on the required types."
-
-
-def refusal(call, **kwargs) -> tuple[str, str]:
-    """The (code, message) of a call that must fail with an HTTP 400."""
-    with pytest.raises(ClientError) as caught:
-        call(**kwargs)
-    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
-    error = caught.value.response["Error"]
-    return error["Code"], error["Message"]
 
 
 def password(client, **kwargs) -> str:

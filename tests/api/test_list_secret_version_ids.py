@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 from botocore.exceptions import ClientError
+from tests.api.helpers import token
 from tests.api.rawhttp import signed_call
 
 CURRENT, PREVIOUS, PENDING = "AWSCURRENT", "AWSPREVIOUS", "AWSPENDING"
-
-
-def token() -> str:
-    return str(uuid.uuid4())
 
 
 def error_of(info: pytest.ExceptionInfo[ClientError]) -> tuple[str, str]:

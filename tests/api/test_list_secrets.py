@@ -13,23 +13,14 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
+from tests.api.helpers import refusal
 from tests.api.rawhttp import signed_call
 
 from strongroom.domain.search import SecretFacts, matches, words
 
 DAY = 86_400
-
-
-def refusal(call, **kwargs) -> tuple[str, str]:
-    """The (code, message) of a call that must fail with an HTTP 400."""
-    with pytest.raises(ClientError) as caught:
-        call(**kwargs)
-    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
-    error = caught.value.response["Error"]
-    return error["Code"], error["Message"]
 
 
 def names(response: dict[str, Any]) -> list[str]:

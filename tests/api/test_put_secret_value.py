@@ -10,14 +10,11 @@ import pytest
 from botocore.exceptions import ClientError
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from tests.api.helpers import token
 from tests.api.rawhttp import signed_call
 
 CURRENT, PREVIOUS, PENDING = "AWSCURRENT", "AWSPREVIOUS", "AWSPENDING"
 DAY = 86_400
-
-
-def token() -> str:
-    return str(uuid.uuid4())
 
 
 def labels(client, secret_id: str) -> dict[str, list[str]]:

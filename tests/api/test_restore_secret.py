@@ -2,24 +2,10 @@
 
 from __future__ import annotations
 
-import pytest
-from botocore.exceptions import ClientError
+from tests.api.helpers import body, refusal
 
 DAY = 86_400
 NOT_FOUND = ("ResourceNotFoundException", "Secrets Manager can't find the specified secret.")
-
-
-def refusal(call, **kwargs) -> tuple[str, str]:
-    """The (code, message) of a call that must fail with an HTTP 400."""
-    with pytest.raises(ClientError) as caught:
-        call(**kwargs)
-    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
-    error = caught.value.response["Error"]
-    return error["Code"], error["Message"]
-
-
-def body(response: dict) -> dict:
-    return {k: v for k, v in response.items() if k != "ResponseMetadata"}
 
 
 def scheduled_secret(client) -> dict:

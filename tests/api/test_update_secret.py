@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
-from botocore.exceptions import ClientError
+from tests.api.helpers import body, refusal, token
 from tests.api.rawhttp import signed_call
 
 MARKED_FOR_DELETION = (
@@ -13,23 +11,6 @@ MARKED_FOR_DELETION = (
 )
 TOKEN_REQUIRED = "You must provide a ClientRequestToken value. We recommend a UUID-type value."
 KEY = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
-
-
-def refusal(call, **kwargs) -> tuple[str, str]:
-    """The (code, message) of a call that must fail with an HTTP 400."""
-    with pytest.raises(ClientError) as caught:
-        call(**kwargs)
-    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
-    error = caught.value.response["Error"]
-    return error["Code"], error["Message"]
-
-
-def body(response: dict) -> dict:
-    return {k: v for k, v in response.items() if k != "ResponseMetadata"}
-
-
-def token() -> str:
-    return str(uuid.uuid4())
 
 
 def version_ids(client, secret_id: str) -> list[str]:

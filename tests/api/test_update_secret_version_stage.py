@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 from botocore.exceptions import ClientError
+from tests.api.helpers import token
 
 CURRENT, PREVIOUS, PENDING = "AWSCURRENT", "AWSPREVIOUS", "AWSPENDING"
-
-
-def token() -> str:
-    return str(uuid.uuid4())
 
 
 def labels(client, secret_id: str) -> dict[str, list[str]]:
