@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any
 
 from strongroom.domain.arn import new_secret_arn
@@ -128,8 +127,7 @@ def create_secret(ctx: Context, request: dict[str, Any]) -> dict[str, Any]:
         if value is not None:
             # One instant for the whole creation: a new secret's LastChangedDate equals its
             # CreatedDate (spec §14), and its first version shares that date.
-            at_creation = replace(ctx, clock=lambda: now)
-            store_value(at_creation, tx, row, token, value, requested=[AWSCURRENT])
+            store_value(ctx, tx, row, token, value, requested=[AWSCURRENT], now=now)
             result["VersionId"] = token
     return result
 
@@ -165,8 +163,7 @@ def update_secret(ctx: Context, request: dict[str, Any]) -> dict[str, Any]:
         result = secret_ref(row)
         now = ctx.clock()
         if value is not None and token is not None:
-            at_update = replace(ctx, clock=lambda: now)
-            _, created = store_value(at_update, tx, row, token, value, requested=[AWSCURRENT])
+            _, created = store_value(ctx, tx, row, token, value, requested=[AWSCURRENT], now=now)
             result["VersionId"] = token
             if not created:
                 # A retry of an update that already happened (same token, same value): AWS

@@ -151,7 +151,7 @@ def put_secret_value(ctx: Context, request: dict[str, Any]) -> dict[str, Any]:
         secret = get_secret(ctx, tx, request["SecretId"])
         tx.lock_secret(secret.pk)
         labels, _ = store_value(
-            ctx, tx, secret, token, value, requested=request.get("VersionStages")
+            ctx, tx, secret, token, value, requested=request.get("VersionStages"), now=ctx.clock()
         )
     return {**secret_ref(secret), "VersionId": token, "VersionStages": labels or None}
 

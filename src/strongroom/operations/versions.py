@@ -47,6 +47,7 @@ def store_value(
     value: SecretValue,
     *,
     requested: Collection[str] | None,
+    now: float,
 ) -> tuple[list[str], bool]:
     """Store ``value`` as version ``token`` and move labels; returns (its labels, created).
 
@@ -54,7 +55,6 @@ def store_value(
     another value it is a ResourceExistsException. The empty version a rotation created is
     filled in.
     """
-    now = ctx.clock()
     existing = tx.version_by_id(secret.pk, token)
     if existing is not None and existing.sealed is not None:
         if open_value(ctx, secret.arn, token, existing.sealed) != value:
