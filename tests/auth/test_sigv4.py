@@ -172,6 +172,8 @@ def test_vector_verifies(name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(S3_ONLY))
 def test_s3_style_vector_is_refused(name: str) -> None:
+    if name not in CASES:
+        pytest.skip(f"SigV4 test suite not found at {SUITE}")  # test_suite_is_present fails in CI
     vector = load_vector(SUITE / name)
     assert vector.context["normalize"] is False
     twin = load_vector(SUITE / name.replace("-unnormalized", "-normalized"))
