@@ -99,4 +99,8 @@ def app_from_environment() -> Frontend:
     from strongroom import settings as settings_module  # noqa: PLC0415 - factory-only path
     from strongroom.installation import open_installation  # noqa: PLC0415
 
-    return build_app(open_installation(settings_module.load({})))
+    settings = settings_module.load({})
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    return build_app(open_installation(settings))

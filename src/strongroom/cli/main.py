@@ -55,25 +55,38 @@ def serve(**flags: Any) -> None:
     )
     installation = open_or_exit(settings)
     _announce(installation)
-    common: dict[str, Any] = {
-        "host": settings.host,
-        "port": settings.port,
-        "log_level": settings.log_level,
-        "access_log": False,  # requests are logged by strongroom.http, without bodies
-        "server_header": False,
-    }
     if settings.workers > 1:
-        # Worker processes are started by uvicorn and open the installation themselves; the
-        # first start (keys, schema, root key) has already happened here.
+        # The first start (keys, schema, root key) has happened here. Worker processes open
+        # the installation themselves from the exported variables; this process becomes
+        # uvicorn's bare supervisor, so it does not hold a copy of everything in memory.
         installation.close()
         _export(settings)
-        uvicorn.run(
-            "strongroom.app:app_from_environment", factory=True, workers=settings.workers, **common
-        )
-        return
+        sys.stdout.flush()
+        argv = [sys.executable, "-m", "uvicorn", *_uvicorn_flags(settings)]
+        os.execv(sys.executable, argv)  # noqa: S606 - our own interpreter, our own arguments
     from strongroom.app import build_app  # noqa: PLC0415 - keeps `strongroom --help` fast
 
-    uvicorn.run(build_app(installation), **common)
+    uvicorn.run(
+        build_app(installation),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=False,  # requests are logged by strongroom.http, without bodies
+        server_header=False,
+    )
+
+
+def _uvicorn_flags(settings: Settings) -> list[str]:
+    return [
+        "strongroom.app:app_from_environment",
+        "--factory",
+        f"--workers={settings.workers}",
+        f"--host={settings.host}",
+        f"--port={settings.port}",
+        f"--log-level={settings.log_level}",
+        "--no-access-log",  # requests are logged by strongroom.http, without bodies
+        "--no-server-header",
+    ]
 
 
 def _export(settings: Settings) -> None:
