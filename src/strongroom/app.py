@@ -5,6 +5,7 @@ HTTP (protocol.asgi) → SigV4 (auth.sigv4, auth.keys) → operations.registry �
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -89,6 +90,11 @@ def build_app(installation: Installation, *, clock: Any = time.time) -> Frontend
 
     def start() -> None:
         threading.Thread(target=worker.run_forever, args=(stop,), daemon=True).start()
+        # Everything loaded so far (the service model, SQLAlchemy's tables, ...) lives as long
+        # as the process: keep it out of the collector's full passes, whose pauses otherwise
+        # show up as the slowest responses.
+        gc.collect()
+        gc.freeze()
 
     return Frontend(handler, on_startup=start, on_shutdown=stop.set)
 
@@ -103,4 +109,4 @@ def app_from_environment() -> Frontend:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
-    return build_app(open_installation(settings))
+    return build_app(open_installation(settings, migrate_schema=False))

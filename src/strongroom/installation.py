@@ -39,7 +39,14 @@ class Installation:
         self.store.close()
 
 
-def open_installation(settings: Settings, environ: dict[str, str] | None = None) -> Installation:
+def open_installation(
+    settings: Settings, environ: dict[str, str] | None = None, *, migrate_schema: bool = True
+) -> Installation:
+    """Open (on first start: create) the installation ``settings`` point at.
+
+    ``migrate_schema=False`` is for worker processes whose parent has just migrated: they
+    skip Alembic altogether, which keeps it out of their memory.
+    """
     environ = dict(os.environ) if environ is None else environ
     # Everything Strongroom writes (database, WAL, keys, credentials) is for its user alone,
     # even in a data dir the operator made with looser permissions.
@@ -50,7 +57,8 @@ def open_installation(settings: Settings, environ: dict[str, str] | None = None)
     sealer = Sealer(keyring)
     store = SqlStore.from_url(settings.resolved_database_url)
     try:
-        migrate.upgrade(store.engine)
+        if migrate_schema:
+            migrate.upgrade(store.engine)
         with store.write() as tx:
             account_id = _account_id(tx, settings)
             token_key = _token_key(tx)

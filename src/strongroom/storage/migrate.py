@@ -1,29 +1,41 @@
-"""Bring a database to the schema this Strongroom knows, with Alembic."""
+"""Bring a database to the schema this Strongroom knows, with Alembic.
+
+Alembic is imported only when a migration check runs: worker processes of a multi-process
+server skip the check (their parent made it), and so never pay its memory.
+"""
 
 from __future__ import annotations
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
+from typing import TYPE_CHECKING
+
 from sqlalchemy.engine import Engine
 
 from strongroom.storage.base import SchemaTooNew
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 
 def _config() -> Config:
+    from alembic.config import Config  # noqa: PLC0415 - see the module docstring
+
     config = Config()
     config.set_main_option("script_location", "strongroom.storage:migrations")
     return config
 
 
 def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext  # noqa: PLC0415
+
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
 
 
 def upgrade(engine: Engine) -> None:
     """Apply every migration not yet applied; refuse a database migrated by a newer release."""
+    from alembic import command  # noqa: PLC0415
+    from alembic.script import ScriptDirectory  # noqa: PLC0415
+
     config = _config()
     script = ScriptDirectory.from_config(config)
     revision = current_revision(engine)
