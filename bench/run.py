@@ -520,7 +520,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--client", choices=("wrk", "asyncio"), help="load client (default: wrk when installed)"
     )
     parser.add_argument(
-        "--workers", type=int, default=1, help="strongroom serve --workers (default 1)"
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="strongroom serve --workers (default: one per core, as deployed for throughput)",
     )
     parser.add_argument("--no-moto", action="store_true", help="skip the anchor")
     parser.add_argument("--no-ceiling", action="store_true", help="skip the constant-response app")
