@@ -110,7 +110,7 @@ class Fixture:
         assert model_op is not None
         self.model_op = model_op
         self.parsed = model_op.parse_input(self.body)
-        self.result = self.handler.run(self.caller, "GetSecretValue", self.parsed)
+        self.result = self.handler.run(self.caller, "GetSecretValue", self.parsed).result
         self.ctx = Context(
             store=self.store,
             sealer=self.installation.sealer,
