@@ -517,6 +517,15 @@ class SqlStore:
         db.raw("COMMIT")
 
     @contextmanager
+    def _pooled_sqlite_transaction(self, begin: str) -> Iterator[SqlTransaction]:
+        pooled = self.engine.raw_connection()
+        try:
+            with self._sqlite_transaction(pooled.driver_connection, begin) as tx:
+                yield tx
+        finally:
+            pooled.close()  # back to the pool
+
+    @contextmanager
     def _pooled_transaction(self) -> Iterator[SqlTransaction]:
         """A server database: one transaction on a pooled connection."""
         pooled = self.engine.raw_connection()
@@ -538,16 +547,12 @@ class SqlStore:
                 yield tx
             return
         reader = self._reader()
-        if not reader.in_transaction:
-            with self._sqlite_transaction(reader, "BEGIN") as tx:
+        if reader.in_transaction:  # a read nested in another read of this thread
+            with self._pooled_sqlite_transaction("BEGIN") as tx:
                 yield tx
             return
-        pooled = self.engine.raw_connection()  # a read nested in another read
-        try:
-            with self._sqlite_transaction(pooled.driver_connection, "BEGIN") as tx:
-                yield tx
-        finally:
-            pooled.close()
+        with self._sqlite_transaction(reader, "BEGIN") as tx:
+            yield tx
 
     @contextmanager
     def write(self) -> Iterator[SqlTransaction]:
@@ -555,13 +560,8 @@ class SqlStore:
             with self._pooled_transaction() as tx:
                 yield tx
             return
-        with self._serialised():
-            pooled = self.engine.raw_connection()
-            try:
-                with self._sqlite_transaction(pooled.driver_connection, "BEGIN IMMEDIATE") as tx:
-                    yield tx
-            finally:
-                pooled.close()
+        with self._serialised(), self._pooled_sqlite_transaction("BEGIN IMMEDIATE") as tx:
+            yield tx
 
     @property
     def reads_never_wait(self) -> bool:
