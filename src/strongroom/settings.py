@@ -72,7 +72,6 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("master_key_file", "Master key file; default: master.key in the data dir.", Path),
     Setting("account_id", "The 12-digit account id, fixed at first start.", _account_id),
-    Setting("region", "Region used when a request names none (default us-east-1)."),
     Setting(
         "dev",
         "Development mode: accept any well-formed credentials, loopback only. INSECURE.",
@@ -91,7 +90,6 @@ class Settings:
     database_url: str | None = None
     master_key_file: Path | None = None
     account_id: str | None = None
-    region: str = "us-east-1"
     dev: bool = False
     workers: int = 1
     log_level: str = "info"
