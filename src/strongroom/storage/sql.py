@@ -480,6 +480,9 @@ class SqlStore:
 
     @classmethod
     def from_url(cls, url: str) -> SqlStore:
+        if url.startswith(("postgresql://", "postgres://")):
+            # What users write; SQLAlchemy would otherwise pick psycopg2, which we don't ship.
+            url = "postgresql+psycopg://" + url.split("://", 1)[1]
         engine = sa.create_engine(url, pool_size=8, max_overflow=24, pool_pre_ping=False)
         if engine.dialect.name == "sqlite":
             _configure_sqlite(engine)
