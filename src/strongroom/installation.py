@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from strongroom.crypto.envelope import Sealer, aad_for_access_key
+from strongroom.crypto.envelope import DecryptError, Sealer, aad_for_access_key, key_id_of
 from strongroom.crypto.keys import load_or_create_keyring
 from strongroom.settings import Settings, SettingsError
 from strongroom.storage import migrate
@@ -63,6 +63,7 @@ def open_installation(
             account_id = _account_id(tx, settings)
             token_key = _token_key(tx)
             new_root = _root_key(tx, sealer, account_id, environ)
+            _check_master_key(tx, sealer, settings)
             if new_root is not None:
                 # Written before the key is committed: a crash in between must not leave a
                 # root key that nobody was ever shown.
@@ -80,6 +81,27 @@ def open_installation(
     )
     installation.new_root_credentials = new_root
     return installation
+
+
+class WrongMasterKey(SettingsError):
+    """The master key file cannot open what this database holds."""
+
+
+def _check_master_key(tx: Transaction, sealer: Sealer, settings: Settings) -> None:
+    """Refuse to start on a key file that is not this database's: otherwise every request
+    would fail later, one internal error at a time."""
+    key_id = tx.get_meta("root_access_key_id")
+    row = tx.access_key(key_id) if key_id else None
+    if row is None:
+        return
+    try:
+        sealer.open(row.sealed_secret, aad_for_access_key(row.access_key_id))
+    except DecryptError as exc:
+        raise WrongMasterKey(
+            f"the master key file {settings.resolved_master_key_file} cannot open this "
+            f"database's data, which is sealed under master key {key_id_of(row.sealed_secret)}: "
+            "start with the key file the database was created with"
+        ) from exc
 
 
 def _account_id(tx: Transaction, settings: Settings) -> str:

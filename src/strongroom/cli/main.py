@@ -53,6 +53,8 @@ def serve(**flags: Any) -> None:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
+    if settings.log_level != "debug":
+        logging.getLogger("alembic").setLevel(logging.WARNING)  # its start-up chatter
     installation = open_or_exit(settings)
     _announce(installation)
     if settings.workers > 1:
