@@ -92,6 +92,7 @@ def test_the_quick_start_server_command_works_in_a_fresh_copy(tmp_path):
             '{"password": "hunter2"}'
         )
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=30)
         log.close()

@@ -21,8 +21,8 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
-from strongroom.domain.search import words as split_words
 from strongroom.storage import schema
+from strongroom.storage import statements as q
 from strongroom.storage.base import (
     AccessKeyRow,
     AlreadyExists,
@@ -32,6 +32,7 @@ from strongroom.storage.base import (
     VersionRow,
 )
 from strongroom.storage.execute import Executor, Result
+from strongroom.storage.filters import SORT_COLUMNS, filter_clause
 
 _S = schema.secrets
 _V = schema.versions
@@ -39,24 +40,6 @@ _L = schema.stages
 _T = schema.tags
 _W = schema.words
 _K = schema.access_keys
-
-_SECRET_FIELDS = tuple(c.name for c in _S.columns)
-_MAX_CHAR = "\U0010ffff"  # sorts after every character: [p, p + _MAX_CHAR) is "starts with p"
-_SORT_COLUMNS = {
-    "created-date": _S.c.created_at,
-    "last-changed-date": _S.c.last_changed_at,
-    "last-accessed-date": _S.c.last_accessed_at,
-    "name": _S.c.name,
-}
-_WORD_FIELDS = {
-    "description": ("description",),
-    "all": ("name", "description", "tag-key", "tag-value"),
-}
-
-
-def _prefix(column: Any, prefix: str) -> Any:
-    # A range rather than LIKE: LIKE is case-insensitive on SQLite and ignores indexes there.
-    return sa.and_(column >= prefix, column < prefix + _MAX_CHAR)
 
 
 def _bool(value: Any) -> bool | None:
@@ -82,80 +65,6 @@ def _version(row: Any, stages: list[str] | None = None) -> VersionRow:
     )
 
 
-def _p(name: str) -> Any:
-    return sa.bindparam(name)
-
-
-# Statements of the hot paths, built once and compiled once per dialect (storage.execute).
-_SECRET_BY_NAME = sa.select(_S).where(
-    _S.c.account_id == _p("account_id"), _S.c.region == _p("region"), _S.c.name == _p("name")
-)
-_SECRET_BY_ARN = sa.select(_S).where(_S.c.arn == _p("arn"))
-_LOCK_SECRET = sa.select(_S.c.pk).where(_S.c.pk == _p("pk")).with_for_update()
-_INSERT_SECRET = (
-    sa.insert(_S).values({n: _p(n) for n in _SECRET_FIELDS if n != "pk"}).returning(_S.c.pk)
-)
-_STAGES_OF_SECRET = sa.select(_L.c.version_pk, _L.c.stage).where(_L.c.secret_pk == _p("pk"))
-_STAGES_OF_VERSION = sa.select(_L.c.stage).where(_L.c.version_pk == _p("pk"))
-_VERSIONS_OF_SECRET = (
-    sa.select(_V).where(_V.c.secret_pk == _p("pk")).order_by(_V.c.created_at, _V.c.pk)
-)
-_VERSION_BY_ID = sa.select(_V).where(
-    _V.c.secret_pk == _p("secret_pk"), _V.c.version_id == _p("version_id")
-)
-_VERSION_BY_STAGE = (
-    sa.select(_V)
-    .join(_L, _L.c.version_pk == _V.c.pk)
-    .where(_L.c.secret_pk == _p("secret_pk"), _L.c.stage == _p("stage"))
-)
-_LABELS_OF_SECRET = (
-    sa.select(_V.c.version_id, _L.c.stage)
-    .join(_V, _V.c.pk == _L.c.version_pk)
-    .where(_L.c.secret_pk == _p("pk"))
-)
-_INSERT_VERSION = (
-    sa.insert(_V)
-    .values(
-        secret_pk=_p("secret_pk"),
-        version_id=_p("version_id"),
-        created_at=_p("created_at"),
-        sealed=_p("sealed"),
-        master_key_id=_p("master_key_id"),
-    )
-    .returning(_V.c.pk)
-)
-_SET_VERSION_VALUE = (
-    sa.update(_V)
-    .where(_V.c.pk == _p("pk"))
-    .values(sealed=_p("sealed"), master_key_id=_p("master_key_id"))
-)
-_DELETE_LABELS = sa.delete(_L).where(_L.c.secret_pk == _p("pk"))
-_TOUCH_SECRET = sa.update(_S).where(_S.c.pk == _p("pk")).values(last_accessed_at=_p("day"))
-_TOUCH_VERSION = sa.update(_V).where(_V.c.pk == _p("pk")).values(last_accessed_at=_p("day"))
-_TAGS_OF_SECRET = (
-    sa.select(_T.c.key, _T.c.value).where(_T.c.secret_pk == _p("pk")).order_by(_T.c.position)
-)
-_DELETE_TAGS = sa.delete(_T).where(_T.c.secret_pk == _p("pk"))
-_DELETE_WORDS = sa.delete(_W).where(_W.c.secret_pk == _p("pk"))
-_ACCESS_KEY = sa.select(_K).where(_K.c.access_key_id == _p("access_key_id"))
-_INSERT_ACCESS_KEY = sa.insert(_K).values({c.name: _p(c.name) for c in _K.columns})
-_GET_META = sa.select(schema.meta.c.value).where(schema.meta.c.key == _p("key"))
-_UPDATE_META = (
-    sa.update(schema.meta).where(schema.meta.c.key == _p("key")).values(value=_p("value"))
-)
-_INSERT_META = sa.insert(schema.meta).values(key=_p("key"), value=_p("value"))
-_UPDATE_SECRET: dict[tuple[str, ...], Any] = {}
-
-
-def _update_secret_statement(columns: tuple[str, ...]) -> Any:
-    # One statement per set of columns an operation changes; there are only a handful.
-    statement = _UPDATE_SECRET.get(columns)
-    if statement is None:
-        statement = sa.update(_S).where(_S.c.pk == _p("_pk")).values({c: _p(c) for c in columns})
-        _UPDATE_SECRET[columns] = statement
-    return statement
-
-
 class SqlTransaction:
     """The ``Transaction`` of ``storage.base`` over one DBAPI connection (``Executor``)."""
 
@@ -171,29 +80,29 @@ class SqlTransaction:
 
     # -- secrets -----------------------------------------------------------------------------
     def secret_by_name(self, account_id: str, region: str, name: str) -> SecretRow | None:
-        row = self._one(_SECRET_BY_NAME, account_id=account_id, region=region, name=name)
+        row = self._one(q.SECRET_BY_NAME, account_id=account_id, region=region, name=name)
         return None if row is None else _secret(row)
 
     def secret_by_arn(self, arn: str) -> SecretRow | None:
-        row = self._one(_SECRET_BY_ARN, arn=arn)
+        row = self._one(q.SECRET_BY_ARN, arn=arn)
         return None if row is None else _secret(row)
 
     def lock_secret(self, pk: int) -> None:
         if self.dialect_name != "sqlite":  # SQLite's BEGIN IMMEDIATE already serialises
-            self._run(_LOCK_SECRET, pk=pk)
+            self._run(q.LOCK_SECRET, pk=pk)
 
     def insert_secret(self, row: SecretRow) -> SecretRow:
-        values = {name: getattr(row, name) for name in _SECRET_FIELDS if name != "pk"}
+        values = {name: getattr(row, name) for name in q.SECRET_FIELDS if name != "pk"}
         try:
             with self.db.savepoint():
-                row.pk = int(self._run(_INSERT_SECRET, **values).scalar())
+                row.pk = int(self._run(q.INSERT_SECRET, **values).scalar())
         except ConstraintViolation as exc:
             raise AlreadyExists(row.name) from exc
         return row
 
     def update_secret(self, pk: int, **values: Any) -> None:
         columns = tuple(sorted(values))
-        self._run(_update_secret_statement(columns), _pk=pk, **values)
+        self._run(q.update_secret_statement(columns), _pk=pk, **values)
 
     def delete_secret(self, pk: int) -> None:
         # Children first: foreign-key cascades are not relied upon (SQLite needs a pragma).
@@ -213,9 +122,9 @@ class SqlTransaction:
         else:
             conditions.append(sa.or_(_S.c.deletion_date.is_(None), _S.c.deletion_date > query.now))
         conditions.extend(
-            _filter_clause(key, values, code_points=code_points) for key, values in query.filters
+            filter_clause(key, values, code_points=code_points) for key, values in query.filters
         )
-        column: Any = _SORT_COLUMNS[query.sort_by]
+        column: Any = SORT_COLUMNS[query.sort_by]
         if code_points and query.sort_by == "name":
             column = column.collate("C")  # the keyset comparison below must use it too
         if query.after is not None:
@@ -240,29 +149,29 @@ class SqlTransaction:
     # -- versions and labels -------------------------------------------------------------------
     def versions(self, secret_pk: int) -> list[VersionRow]:
         stages: dict[int, list[str]] = {}
-        for version_pk, stage in self._run(_STAGES_OF_SECRET, pk=secret_pk):
+        for version_pk, stage in self._run(q.STAGES_OF_SECRET, pk=secret_pk):
             stages.setdefault(version_pk, []).append(stage)
-        rows = self._run(_VERSIONS_OF_SECRET, pk=secret_pk)
+        rows = self._run(q.VERSIONS_OF_SECRET, pk=secret_pk)
         return [_version(row, stages.get(row.pk)) for row in rows]
 
     def _with_stages(self, row: Any) -> VersionRow | None:
         if row is None:
             return None
-        return _version(row, self._run(_STAGES_OF_VERSION, pk=row.pk).scalars())
+        return _version(row, self._run(q.STAGES_OF_VERSION, pk=row.pk).scalars())
 
     def version_by_id(self, secret_pk: int, version_id: str) -> VersionRow | None:
         return self._with_stages(
-            self._one(_VERSION_BY_ID, secret_pk=secret_pk, version_id=version_id)
+            self._one(q.VERSION_BY_ID, secret_pk=secret_pk, version_id=version_id)
         )
 
     def version_by_stage(self, secret_pk: int, stage: str) -> VersionRow | None:
-        return self._with_stages(self._one(_VERSION_BY_STAGE, secret_pk=secret_pk, stage=stage))
+        return self._with_stages(self._one(q.VERSION_BY_STAGE, secret_pk=secret_pk, stage=stage))
 
     def labels_of(self, secret_pks: Sequence[int]) -> dict[int, dict[str, list[str]]]:
         out: dict[int, dict[str, list[str]]] = {pk: {} for pk in secret_pks}
         if len(secret_pks) == 1:  # DescribeSecret: a cached statement
             labels = out[secret_pks[0]]
-            for version_id, stage in self._run(_LABELS_OF_SECRET, pk=secret_pks[0]):
+            for version_id, stage in self._run(q.LABELS_OF_SECRET, pk=secret_pks[0]):
                 labels.setdefault(version_id, []).append(stage)
         elif secret_pks:
             stmt = (
@@ -285,7 +194,7 @@ class SqlTransaction:
         try:
             with self.db.savepoint():
                 pk = self._run(
-                    _INSERT_VERSION,
+                    q.INSERT_VERSION,
                     secret_pk=secret_pk,
                     version_id=version_id,
                     created_at=created_at,
@@ -303,7 +212,7 @@ class SqlTransaction:
         )
 
     def set_version_value(self, version_pk: int, sealed: bytes, key_id: str) -> None:
-        self._run(_SET_VERSION_VALUE, pk=version_pk, sealed=sealed, master_key_id=key_id)
+        self._run(q.SET_VERSION_VALUE, pk=version_pk, sealed=sealed, master_key_id=key_id)
 
     def delete_versions(self, version_pks: Sequence[int]) -> None:
         if version_pks:
@@ -311,7 +220,7 @@ class SqlTransaction:
             self.db.execute(sa.delete(_V).where(_V.c.pk.in_(version_pks)))
 
     def set_labels(self, secret_pk: int, labels: Mapping[int, Sequence[str]]) -> None:
-        self._run(_DELETE_LABELS, pk=secret_pk)
+        self._run(q.DELETE_LABELS, pk=secret_pk)
         rows = [
             {"secret_pk": secret_pk, "stage": stage, "version_pk": version_pk}
             for version_pk, stages in labels.items()
@@ -320,12 +229,12 @@ class SqlTransaction:
         self.db.insert_many(_L, rows)
 
     def touch_accessed(self, secret_pk: int, version_pk: int, day: float) -> None:
-        self._run(_TOUCH_SECRET, pk=secret_pk, day=day)
-        self._run(_TOUCH_VERSION, pk=version_pk, day=day)
+        self._run(q.TOUCH_SECRET, pk=secret_pk, day=day)
+        self._run(q.TOUCH_VERSION, pk=version_pk, day=day)
 
     # -- tags and words ------------------------------------------------------------------------
     def tags(self, secret_pk: int) -> list[tuple[str, str]]:
-        return [(key, value) for key, value in self._run(_TAGS_OF_SECRET, pk=secret_pk)]
+        return [(key, value) for key, value in self._run(q.TAGS_OF_SECRET, pk=secret_pk)]
 
     def tags_of(self, secret_pks: Sequence[int]) -> dict[int, list[tuple[str, str]]]:
         out: dict[int, list[tuple[str, str]]] = {pk: [] for pk in secret_pks}
@@ -340,7 +249,7 @@ class SqlTransaction:
         return out
 
     def set_tags(self, secret_pk: int, tags: Sequence[tuple[str, str]]) -> None:
-        self._run(_DELETE_TAGS, pk=secret_pk)
+        self._run(q.DELETE_TAGS, pk=secret_pk)
         self.db.insert_many(
             _T,
             [
@@ -350,7 +259,7 @@ class SqlTransaction:
         )
 
     def set_words(self, secret_pk: int, words: Mapping[str, Sequence[str]]) -> None:
-        self._run(_DELETE_WORDS, pk=secret_pk)
+        self._run(q.DELETE_WORDS, pk=secret_pk)
         self.db.insert_many(
             _W,
             [
@@ -362,7 +271,7 @@ class SqlTransaction:
 
     # -- access keys and facts -----------------------------------------------------------------
     def access_key(self, access_key_id: str) -> AccessKeyRow | None:
-        row = self._one(_ACCESS_KEY, access_key_id=access_key_id)
+        row = self._one(q.ACCESS_KEY, access_key_id=access_key_id)
         if row is None:
             return None
         values = row._asdict()
@@ -372,17 +281,17 @@ class SqlTransaction:
     def insert_access_key(self, row: AccessKeyRow) -> None:
         try:
             with self.db.savepoint():
-                self._run(_INSERT_ACCESS_KEY, **{c.name: getattr(row, c.name) for c in _K.columns})
+                self._run(q.INSERT_ACCESS_KEY, **{c.name: getattr(row, c.name) for c in _K.columns})
         except ConstraintViolation as exc:
             raise AlreadyExists(row.access_key_id) from exc
 
     def get_meta(self, key: str) -> str | None:
-        value = self._run(_GET_META, key=key).scalar()
+        value = self._run(q.GET_META, key=key).scalar()
         return None if value is None else str(value)
 
     def set_meta(self, key: str, value: str) -> None:
-        if not self._run(_UPDATE_META, key=key, value=value).rowcount:
-            self._run(_INSERT_META, key=key, value=value)
+        if not self._run(q.UPDATE_META, key=key, value=value).rowcount:
+            self._run(q.INSERT_META, key=key, value=value)
 
     # -- master-key rotation -------------------------------------------------------------------
     def version_blobs(self, after_pk: int, limit: int) -> list[tuple[int, str, str, bytes]]:
@@ -405,49 +314,6 @@ class SqlTransaction:
             .where(_K.c.access_key_id == access_key_id)
             .values(sealed_secret=sealed, master_key_id=key_id)
         )
-
-
-def _filter_clause(key: str, values: Sequence[str], *, code_points: bool = False) -> Any:
-    """One ListSecrets filter as SQL, mirroring ``domain.search.matches``.
-
-    ``code_points``: compare text under the "C" collation (PostgreSQL; see ``list_secrets``).
-    """
-    positive = [v for v in values if not v.startswith("!")]
-    negative = [v[1:] for v in values if v.startswith("!")]
-    clauses = [sa.not_(_value_clause(key, v, code_points=code_points)) for v in negative]
-    if positive:
-        clauses.append(sa.or_(*(_value_clause(key, v, code_points=code_points) for v in positive)))
-    return sa.and_(*clauses)
-
-
-def _value_clause(key: str, value: str, *, code_points: bool = False) -> Any:
-    def text(column: Any) -> Any:
-        return column.collate("C") if code_points else column
-
-    if key == "name":
-        return _prefix(text(_S.c.name), value)
-    if key in ("tag-key", "tag-value"):
-        column = _T.c.key if key == "tag-key" else _T.c.value
-        return sa.exists().where(_T.c.secret_pk == _S.c.pk, _prefix(text(column), value))
-    # coalesce: a secret without a region or owner must match a negated value ("!eu"),
-    # which NOT over a NULL comparison would drop.
-    if key == "primary-region":
-        return _prefix(text(sa.func.coalesce(_S.c.primary_region, "")), value)
-    if key == "owning-service":  # not case-sensitive, as the user guide says (spec §8.1)
-        owner = sa.func.lower(sa.func.coalesce(_S.c.owning_service, ""))
-        return _prefix(text(owner), value.lower())
-    fields = _WORD_FIELDS[key]
-    wanted = split_words(value)
-    if not wanted:
-        return sa.false()  # a value with no words ("+") matches nothing (spec §8.1)
-    return sa.and_(
-        *(
-            sa.exists().where(
-                _W.c.secret_pk == _S.c.pk, _W.c.field.in_(fields), _prefix(text(_W.c.word), word)
-            )
-            for word in wanted
-        )
-    )
 
 
 class SqlStore:

@@ -1,0 +1,90 @@
+"""Statements of the hot paths, built once with SQLAlchemy Core at import and compiled once
+per dialect by ``storage.execute``; values always come in through ``bindparam``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from strongroom.storage import schema
+
+_S = schema.secrets
+_V = schema.versions
+_L = schema.stages
+_T = schema.tags
+_W = schema.words
+_K = schema.access_keys
+
+SECRET_FIELDS = tuple(c.name for c in _S.columns)
+
+
+def _p(name: str) -> Any:
+    return sa.bindparam(name)
+
+
+SECRET_BY_NAME = sa.select(_S).where(
+    _S.c.account_id == _p("account_id"), _S.c.region == _p("region"), _S.c.name == _p("name")
+)
+SECRET_BY_ARN = sa.select(_S).where(_S.c.arn == _p("arn"))
+LOCK_SECRET = sa.select(_S.c.pk).where(_S.c.pk == _p("pk")).with_for_update()
+INSERT_SECRET = (
+    sa.insert(_S).values({n: _p(n) for n in SECRET_FIELDS if n != "pk"}).returning(_S.c.pk)
+)
+STAGES_OF_SECRET = sa.select(_L.c.version_pk, _L.c.stage).where(_L.c.secret_pk == _p("pk"))
+STAGES_OF_VERSION = sa.select(_L.c.stage).where(_L.c.version_pk == _p("pk"))
+VERSIONS_OF_SECRET = (
+    sa.select(_V).where(_V.c.secret_pk == _p("pk")).order_by(_V.c.created_at, _V.c.pk)
+)
+VERSION_BY_ID = sa.select(_V).where(
+    _V.c.secret_pk == _p("secret_pk"), _V.c.version_id == _p("version_id")
+)
+VERSION_BY_STAGE = (
+    sa.select(_V)
+    .join(_L, _L.c.version_pk == _V.c.pk)
+    .where(_L.c.secret_pk == _p("secret_pk"), _L.c.stage == _p("stage"))
+)
+LABELS_OF_SECRET = (
+    sa.select(_V.c.version_id, _L.c.stage)
+    .join(_V, _V.c.pk == _L.c.version_pk)
+    .where(_L.c.secret_pk == _p("pk"))
+)
+INSERT_VERSION = (
+    sa.insert(_V)
+    .values(
+        secret_pk=_p("secret_pk"),
+        version_id=_p("version_id"),
+        created_at=_p("created_at"),
+        sealed=_p("sealed"),
+        master_key_id=_p("master_key_id"),
+    )
+    .returning(_V.c.pk)
+)
+SET_VERSION_VALUE = (
+    sa.update(_V)
+    .where(_V.c.pk == _p("pk"))
+    .values(sealed=_p("sealed"), master_key_id=_p("master_key_id"))
+)
+DELETE_LABELS = sa.delete(_L).where(_L.c.secret_pk == _p("pk"))
+TOUCH_SECRET = sa.update(_S).where(_S.c.pk == _p("pk")).values(last_accessed_at=_p("day"))
+TOUCH_VERSION = sa.update(_V).where(_V.c.pk == _p("pk")).values(last_accessed_at=_p("day"))
+TAGS_OF_SECRET = (
+    sa.select(_T.c.key, _T.c.value).where(_T.c.secret_pk == _p("pk")).order_by(_T.c.position)
+)
+DELETE_TAGS = sa.delete(_T).where(_T.c.secret_pk == _p("pk"))
+DELETE_WORDS = sa.delete(_W).where(_W.c.secret_pk == _p("pk"))
+ACCESS_KEY = sa.select(_K).where(_K.c.access_key_id == _p("access_key_id"))
+INSERT_ACCESS_KEY = sa.insert(_K).values({c.name: _p(c.name) for c in _K.columns})
+GET_META = sa.select(schema.meta.c.value).where(schema.meta.c.key == _p("key"))
+UPDATE_META = sa.update(schema.meta).where(schema.meta.c.key == _p("key")).values(value=_p("value"))
+INSERT_META = sa.insert(schema.meta).values(key=_p("key"), value=_p("value"))
+_UPDATE_SECRET: dict[tuple[str, ...], Any] = {}
+
+
+def update_secret_statement(columns: tuple[str, ...]) -> Any:
+    # One statement per set of columns an operation changes; there are only a handful.
+    statement = _UPDATE_SECRET.get(columns)
+    if statement is None:
+        statement = sa.update(_S).where(_S.c.pk == _p("_pk")).values({c: _p(c) for c in columns})
+        _UPDATE_SECRET[columns] = statement
+    return statement
