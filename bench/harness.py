@@ -5,8 +5,10 @@
 - Signing: real SigV4 with botocore's own signer, rendered as raw HTTP/1.1 bytes so a fast
   client can replay them (a signature stays valid for 5 minutes).
 - Clients: ``wrk`` (C, from Debian) replaying pre-signed requests through bench/replay.lua for
-  timed runs, and a multi-process asyncio client that sends a list of requests exactly once
-  (seeding, warm-up) or, as a fallback where wrk is missing, replays them for a duration.
+  timed runs, either in a closed loop (as fast as answers come) or paced at a fixed offered
+  rate (latency measured from each request's scheduled send time), and a multi-process
+  asyncio client that sends a list of requests exactly once (seeding, warm-up) or, as a
+  fallback where wrk is missing, replays them for a duration in a closed loop.
 
 Only 127.0.0.1 is ever contacted, and every wait has a deadline.
 """
@@ -185,7 +187,7 @@ def start_strongroom(
     }
     port = free_port()
     argv = [str(exe), "serve", "--host", HOST, "--port", str(port), "--data-dir", str(data_dir)]
-    argv += ["--account-id", ACCOUNT_ID, "--region", REGION, *extra_args]
+    argv += ["--account-id", ACCOUNT_ID, *extra_args]
     server = _spawn("strongroom", argv, workdir, env)
     _ready_or_stop(server)
     return server
@@ -448,6 +450,11 @@ class LoadResult:
     client_cpu: float  # the same for the load client
     client: str
     other_cpu: float = 0.0  # cores busy with anything else on the machine meanwhile
+    # Paced runs only: the offered rate, and how late requests went out after their slot
+    # (p50/p99 above then count from the slot, so they include this lag).
+    offered_rps: float | None = None
+    lag_p99_ms: float | None = None
+    behind: int = 0  # requests sent over one interval late: their previous answer came late
 
     @property
     def rps(self) -> float:
@@ -478,15 +485,27 @@ def run_load(
     workdir: Path,
     client: str = "wrk",
     threads: int = 1,
+    rate: float | None = None,
 ) -> LoadResult:
-    """Replay ``raws`` against ``server`` for ``duration`` seconds; wrk or asyncio."""
+    """Replay ``raws`` against ``server`` for ``duration`` seconds; wrk or asyncio.
+
+    Without ``rate`` the loop is closed: every connection sends again as soon as it has its
+    answer. With ``rate`` (wrk only) the ``connections`` together offer ``rate`` requests/s on
+    a fixed schedule, one wrk thread per connection (see replay.lua).
+    """
     server.check_alive()
+    if rate is not None:
+        if client != "wrk":
+            raise BenchError("paced runs need wrk: apt-get update && apt-get install -y wrk")
+        if len(raws) < connections:
+            raise BenchError(f"a paced run needs at least {connections} distinct requests")
+        threads = connections
     threads = max(1, min(threads, connections, len(raws)))
     cpu0, child0, busy0 = server.cpu_seconds(), _children_cpu(), system_busy_seconds()
     wall0 = time.perf_counter()
     if client == "wrk":
         result = _run_wrk(
-            server.port, raws, connections, duration, threads=threads, workdir=workdir
+            server.port, raws, connections, duration, threads=threads, workdir=workdir, rate=rate
         )
     else:
         result = _run_asyncio(server.port, raws, connections, duration, threads)
@@ -507,6 +526,7 @@ def _run_wrk(
     *,
     threads: int,
     workdir: Path,
+    rate: float | None = None,
 ) -> LoadResult:
     path = workdir / "requests.bin"
     with path.open("wb") as handle:
@@ -529,6 +549,7 @@ def _run_wrk(
         "--",
         str(path),
         str(threads),
+        *([] if rate is None else [f"{rate:g}"]),
     ]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60, check=False)
     line = next((x for x in done.stdout.splitlines() if x.startswith("RESULT ")), None)
@@ -539,7 +560,7 @@ def _run_wrk(
         data[k]
         for k in ("status_errors", "connect_errors", "read_errors", "write_errors", "timeouts")
     )
-    return LoadResult(
+    result = LoadResult(
         requests=data["requests"],
         seconds=data["duration_us"] / 1e6,
         p50_ms=data["p50_us"] / 1000,
@@ -550,6 +571,17 @@ def _run_wrk(
         client_cpu=0.0,
         client=f"wrk -t{threads}",
     )
+    if rate is not None:
+        if not data.get("paced_delay_calls") or not data.get("paced_answers"):
+            # This wrk did not take up the hooks replay.lua defines in init(): it was not paced.
+            raise BenchError(f"wrk did not pace the run (too old a wrk?):\n{line}")
+        result.offered_rps = rate
+        result.p50_ms = data["paced_p50_us"] / 1000
+        result.p99_ms = data["paced_p99_us"] / 1000
+        result.lag_p99_ms = data["paced_lag_p99_us"] / 1000
+        result.behind = data["paced_behind"]
+        result.client = f"wrk -t{threads} paced"
+    return result
 
 
 def _run_asyncio(

@@ -89,7 +89,7 @@ class Fixture:
 
         self.workdir = workdir
         self.installation = open_installation(
-            Settings(data_dir=workdir / "data", account_id=h.ACCOUNT_ID, region=h.REGION),
+            Settings(data_dir=workdir / "data", account_id=h.ACCOUNT_ID),
             environ={
                 "STRONGROOM_ROOT_ACCESS_KEY_ID": h.ROOT_KEY_ID,
                 "STRONGROOM_ROOT_SECRET_ACCESS_KEY": h.ROOT_SECRET,

@@ -66,7 +66,7 @@ def seed(data_dir: Path, count: int, batch: int) -> float:
     from strongroom.installation import open_installation  # noqa: PLC0415
     from strongroom.settings import Settings  # noqa: PLC0415
 
-    settings = Settings(data_dir=data_dir, account_id=harness.ACCOUNT_ID, region=harness.REGION)
+    settings = Settings(data_dir=data_dir, account_id=harness.ACCOUNT_ID)
     environ = {
         "STRONGROOM_ROOT_ACCESS_KEY_ID": harness.ROOT_KEY_ID,
         "STRONGROOM_ROOT_SECRET_ACCESS_KEY": harness.ROOT_SECRET,
