@@ -23,3 +23,8 @@ def body(response: dict) -> dict:
 
 def token() -> str:
     return str(uuid.uuid4())
+
+
+def error_of(info: pytest.ExceptionInfo[ClientError]) -> tuple[str, str]:
+    error = info.value.response["Error"]
+    return error["Code"], error["Message"]

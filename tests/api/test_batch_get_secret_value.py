@@ -4,15 +4,10 @@ from __future__ import annotations
 
 import pytest
 from botocore.exceptions import ClientError
-from tests.api.helpers import token
+from tests.api.helpers import error_of, token
 
 CURRENT, PENDING = "AWSCURRENT", "AWSPENDING"
 NOT_FOUND = "Secrets Manager can't find the specified secret."
-
-
-def error_of(info: pytest.ExceptionInfo[ClientError]) -> tuple[str, str]:
-    error = info.value.response["Error"]
-    return error["Code"], error["Message"]
 
 
 def create(client, name: str, value: str | bytes, **kwargs) -> dict:

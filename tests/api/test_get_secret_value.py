@@ -8,18 +8,13 @@ import uuid
 
 import pytest
 from botocore.exceptions import ClientError
-from tests.api.helpers import token
+from tests.api.helpers import error_of, token
 from tests.api.rawhttp import signed_call
 from tests.conftest import ACCOUNT_ID
 
 CURRENT, PREVIOUS, PENDING = "AWSCURRENT", "AWSPREVIOUS", "AWSPENDING"
 DAY = 86_400
 NOT_FOUND = ("ResourceNotFoundException", "Secrets Manager can't find the specified secret.")
-
-
-def error_of(info: pytest.ExceptionInfo[ClientError]) -> tuple[str, str]:
-    error = info.value.response["Error"]
-    return error["Code"], error["Message"]
 
 
 def stage_missing(stage: str) -> tuple[str, str]:

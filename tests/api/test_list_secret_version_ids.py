@@ -4,15 +4,10 @@ from __future__ import annotations
 
 import pytest
 from botocore.exceptions import ClientError
-from tests.api.helpers import token
+from tests.api.helpers import error_of, token
 from tests.api.rawhttp import signed_call
 
 CURRENT, PREVIOUS, PENDING = "AWSCURRENT", "AWSPREVIOUS", "AWSPENDING"
-
-
-def error_of(info: pytest.ExceptionInfo[ClientError]) -> tuple[str, str]:
-    error = info.value.response["Error"]
-    return error["Code"], error["Message"]
 
 
 def put(client, value: str, stages: list[str] | None = None) -> str:

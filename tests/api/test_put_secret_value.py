@@ -10,7 +10,7 @@ import pytest
 from botocore.exceptions import ClientError
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from tests.api.helpers import token
+from tests.api.helpers import error_of, token
 from tests.api.rawhttp import signed_call
 
 CURRENT, PREVIOUS, PENDING = "AWSCURRENT", "AWSPREVIOUS", "AWSPENDING"
@@ -37,11 +37,6 @@ def put(client, secret_id: str, value: str, stages: list[str] | None = None, **k
         kwargs["VersionStages"] = stages
     kwargs.setdefault("ClientRequestToken", token())
     return client.put_secret_value(SecretId=secret_id, SecretString=value, **kwargs)
-
-
-def error_of(info: pytest.ExceptionInfo[ClientError]) -> tuple[str, str]:
-    error = info.value.response["Error"]
-    return error["Code"], error["Message"]
 
 
 @pytest.fixture

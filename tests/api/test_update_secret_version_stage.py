@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from botocore.exceptions import ClientError
-from tests.api.helpers import token
+from tests.api.helpers import error_of, token
 
 CURRENT, PREVIOUS, PENDING = "AWSCURRENT", "AWSPREVIOUS", "AWSPENDING"
 
@@ -23,11 +23,6 @@ def put(client, secret_id: str, value: str, stages: list[str] | None = None) -> 
     return client.put_secret_value(
         SecretId=secret_id, SecretString=value, ClientRequestToken=token(), **kwargs
     )["VersionId"]
-
-
-def error_of(info: pytest.ExceptionInfo[ClientError]) -> tuple[str, str]:
-    error = info.value.response["Error"]
-    return error["Code"], error["Message"]
 
 
 @pytest.fixture
