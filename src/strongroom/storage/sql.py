@@ -154,18 +154,19 @@ class SqlTransaction:
         rows = self._run(q.VERSIONS_OF_SECRET, pk=secret_pk)
         return [_version(row, stages.get(row.pk)) for row in rows]
 
-    def _with_stages(self, row: Any) -> VersionRow | None:
-        if row is None:
+    def _version_with_labels(self, statement: Any, **params: Any) -> VersionRow | None:
+        rows = self._run(statement, **params).rows  # one per label of the version
+        if not rows:
             return None
-        return _version(row, self._run(q.STAGES_OF_VERSION, pk=row.pk).scalars())
+        return _version(rows[0], [row.held_stage for row in rows if row.held_stage is not None])
 
     def version_by_id(self, secret_pk: int, version_id: str) -> VersionRow | None:
-        return self._with_stages(
-            self._one(q.VERSION_BY_ID, secret_pk=secret_pk, version_id=version_id)
+        return self._version_with_labels(
+            q.VERSION_BY_ID, secret_pk=secret_pk, version_id=version_id
         )
 
     def version_by_stage(self, secret_pk: int, stage: str) -> VersionRow | None:
-        return self._with_stages(self._one(q.VERSION_BY_STAGE, secret_pk=secret_pk, stage=stage))
+        return self._version_with_labels(q.VERSION_BY_STAGE, secret_pk=secret_pk, stage=stage)
 
     def labels_of(self, secret_pks: Sequence[int]) -> dict[int, dict[str, list[str]]]:
         out: dict[int, dict[str, list[str]]] = {pk: {} for pk in secret_pks}
