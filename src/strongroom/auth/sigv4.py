@@ -35,7 +35,13 @@ TERMINATOR = "aws4_request"
 MAX_SKEW_SECONDS = 300  # AWS's window, both ways; the messages below say "5 min."
 SIGNING_KEY_CACHE_SIZE = 256
 
-# Message texts as AWS JSON services send them (as recorded in SDK bug reports and emulators).
+# Message texts as AWS JSON services send them, all with HTTP 400. Where they were found:
+# replies quoted in SDK and tool issues (botocore #3587 for a Secrets Manager "Signature
+# expired", aws-sdk-php-laravel #228 and spring-cloud-aws #492 for Secrets Manager's invalid
+# token, aws-sdk-go #289 and #2194, aws-sdk-ruby #431/#508, amazonka #316, aws-sdk-php #2469,
+# multicloudj #608), and the emulators dynalite (whose texts were recorded from DynamoDB) and
+# scratchstack-aws-signature. "'X-Amz-Date' must be a 'SignedHeader'" is inferred from the
+# pattern of the Host text; no capture of it was found.
 MISSING_AUTH_TOKEN = "Request is missing Authentication Token"  # noqa: S105 (a message)
 BOTH_AUTH_FORMS = (
     "Found both 'X-Amz-Algorithm' as a query-string param and 'Authorization' as HTTP header."
