@@ -11,11 +11,6 @@ class Principal:
     arn: str  # arn:aws:iam::<account>:root, ...:user/<name>, ...:assumed-role/<role>/<session>
     access_key_id: str | None
     user_name: str | None = None
-    partition: str = "aws"
-
-    @property
-    def is_root(self) -> bool:
-        return self.arn.endswith(":root")
 
 
 def root_principal(account_id: str, access_key_id: str | None, partition: str = "aws") -> Principal:
@@ -23,5 +18,4 @@ def root_principal(account_id: str, access_key_id: str | None, partition: str = 
         account_id=account_id,
         arn=f"arn:{partition}:iam::{account_id}:root",
         access_key_id=access_key_id,
-        partition=partition,
     )

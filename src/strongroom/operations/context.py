@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from strongroom.crypto.envelope import DecryptError, Sealer, aad_for_version
-from strongroom.domain.arn import parse_secret_arn
+from strongroom.domain.arn import parse_secret_arn, partition_for_region
 from strongroom.domain.names import is_valid_name
 from strongroom.domain.principal import Principal
 from strongroom.errors import (
@@ -54,7 +54,7 @@ class Context:
 
     @property
     def partition(self) -> str:
-        return self.principal.partition
+        return partition_for_region(self.region)  # ARNs in cn-* regions are aws-cn, ...
 
 
 @dataclass(frozen=True, slots=True)
