@@ -159,7 +159,7 @@ class Fixture:
         (the difference to ``asgi_call`` is what the hop costs in place)."""
         import anyio.to_thread  # noqa: PLC0415
 
-        async def inline(fn: Callable[..., Any], *args: Any) -> Any:
+        async def inline(fn: Callable[..., Any], *args: Any, **_: Any) -> Any:
             return fn(*args)
 
         original = anyio.to_thread.run_sync

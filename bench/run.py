@@ -445,21 +445,18 @@ def targets(args: argparse.Namespace, results: Results) -> list[tuple[str, str, 
     get = results.find(GET, "strongroom", base, c)
     if get is not None:
         out.append((f"GetSecretValue >= 5,000 req/s at {at}", f"{get.rps:,.0f}/s", get.rps >= 5000))
-    # The p99 target is latency at 5,000 req/s, so it is read from the paced run: a closed
-    # loop at saturation has a p99 of several times 32 / throughput whatever the server does.
-    paced = results.find(GET + PACED, "strongroom", base, c)
-    if paced is not None and paced.offered_rps:
-        rate = f"{paced.offered_rps:,.0f}/s" + (
-            "" if paced.offered_rps == TARGET_RATE else f" (the target is at {TARGET_RATE:,}/s)"
-        )
-        closed = "" if get is None else f"; closed loop p99 {get.p99_ms:.2f} ms"
-        out.append(
-            (
-                f"GetSecretValue p99 <= 10 ms at {rate} offered over {at}",
-                f"{paced.p99_ms:.2f} ms at {paced.rps:,.0f}/s achieved{closed}",
-                (paced.p99_ms or 0) <= 10 and paced.rps >= paced.offered_rps * RATE_MET,
+    # The issue sets the p99 target on the same run as the throughput target: 32 connections,
+    # closed loop, at >= 5,000 req/s; it is checked at every table size measured.
+    for size in args.sizes:
+        closed = results.find(GET, "strongroom", size, c)
+        if closed is not None:
+            out.append(
+                (
+                    f"GetSecretValue p99 <= 10 ms at {at}, {size:,} secrets (>= 5,000/s)",
+                    f"{closed.p99_ms:.2f} ms at {closed.rps:,.0f}/s",
+                    (closed.p99_ms or 0) <= 10 and closed.rps >= TARGET_RATE,
+                )
             )
-        )
     put = results.find(PUT, "strongroom", base, c)
     if put is not None:
         out.append(
@@ -496,6 +493,23 @@ def targets(args: argparse.Namespace, results: Results) -> list[tuple[str, str, 
     peaks = [m.peak_mb for m in results.memory if m.server == "strongroom"]
     if peaks:
         out.append(("Strongroom RSS <= 200 MB (peak)", f"{max(peaks):.0f} MiB", max(peaks) <= 200))
+    return out
+
+
+def stricter(args: argparse.Namespace, results: Results) -> list[str]:
+    """Figures beyond the issue's targets, printed without PASS/FAIL."""
+    out: list[str] = []
+    c, base = args.connections, args.sizes[0]
+    # Latency at a fixed offered rate (open loop): stricter than the closed-loop target, as
+    # requests arriving one at a time cost the server more CPU each (no batching per wake-up).
+    paced = results.find(GET + PACED, "strongroom", base, c)
+    if paced is not None and paced.offered_rps:
+        held = paced.rps >= paced.offered_rps * RATE_MET
+        out.append(
+            f"GetSecretValue paced at {paced.offered_rps:,.0f}/s offered over {c} conns: "
+            f"p99 {paced.p99_ms:.2f} ms, {paced.rps:,.0f}/s achieved"
+            + ("" if held else " (did not keep up)")
+        )
     return out
 
 
@@ -643,10 +657,14 @@ def main(argv: list[str] | None = None) -> int:
     print_table(args, bench.results)
     found = targets(args, bench.results)
     print_targets(found)
+    extra = stricter(args, bench.results)
+    for line in extra:
+        print(f"  info  {line}")
     if args.json:
         document: dict[str, Any] = asdict(bench.results)
         document["args"] = {k: str(v) for k, v in vars(args).items()}
         document["targets"] = [{"target": t, "measured": m, "pass": p} for t, m, p in found]
+        document["beyond_targets"] = extra
         args.json.write_text(json.dumps(document, indent=2))
     return 0
 
