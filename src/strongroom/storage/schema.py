@@ -130,4 +130,111 @@ access_keys = sa.Table(
     sa.Column("expires_at", sa.Float),
     sa.Column("status", sa.String(16), nullable=False, server_default="Active"),
     sa.Column("created_at", sa.Float, nullable=False),
+    # Added by 0002 (IAM). aws:userid of the key's principal: AIDA... for a user's key,
+    # "AROA...:<session>" for an assumed-role session; NULL for the root.
+    sa.Column("user_id", sa.String(256)),
+    sa.Column("role_arn", sa.String(2048)),  # assumed-role sessions only, with:
+    sa.Column("session_name", sa.String(64)),
+    sa.Index("ix_access_keys_user", "user_id"),
+)
+
+# -- IAM ---------------------------------------------------------------------------------------
+# Names of users, roles and managed policies are unique per account regardless of case, as in
+# AWS ("not distinguished by case"): ``name_key`` is the lower-cased name, and lookups by
+# name go through it, so GetUser(UserName="ALICE") finds "alice".
+
+iam_users = sa.Table(
+    "iam_users",
+    metadata,
+    sa.Column("user_id", sa.String(128), primary_key=True),  # AIDA...
+    sa.Column("account_id", sa.String(12), nullable=False),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("name_key", sa.String(64), nullable=False),
+    sa.Column("path", sa.String(512), nullable=False),
+    sa.Column("arn", sa.String(2048), nullable=False, unique=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.UniqueConstraint("account_id", "name_key", name="uq_iam_users_name"),
+)
+
+iam_roles = sa.Table(
+    "iam_roles",
+    metadata,
+    sa.Column("role_id", sa.String(128), primary_key=True),  # AROA...
+    sa.Column("account_id", sa.String(12), nullable=False),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("name_key", sa.String(64), nullable=False),
+    sa.Column("path", sa.String(512), nullable=False),
+    sa.Column("arn", sa.String(2048), nullable=False, unique=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("trust_policy", sa.Text, nullable=False),  # the document as the caller gave it
+    sa.Column("description", sa.String(1000)),
+    sa.Column("max_session_duration", sa.Integer, nullable=False),
+    sa.UniqueConstraint("account_id", "name_key", name="uq_iam_roles_name"),
+)
+
+iam_policies = sa.Table(
+    "iam_policies",
+    metadata,
+    sa.Column("policy_id", sa.String(128), primary_key=True),  # ANPA...
+    sa.Column("account_id", sa.String(12), nullable=False),
+    sa.Column("name", sa.String(128), nullable=False),
+    sa.Column("name_key", sa.String(128), nullable=False),
+    sa.Column("path", sa.String(512), nullable=False),
+    sa.Column("arn", sa.String(2048), nullable=False, unique=True),
+    sa.Column("description", sa.String(1000)),
+    sa.Column("default_version", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.UniqueConstraint("account_id", "name_key", name="uq_iam_policies_name"),
+)
+
+iam_policy_versions = sa.Table(
+    "iam_policy_versions",
+    metadata,
+    sa.Column(
+        "policy_id",
+        sa.String(128),
+        sa.ForeignKey("iam_policies.policy_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("version_id", sa.String(16), nullable=False),  # v1, v2, ...
+    sa.Column("document", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.PrimaryKeyConstraint("policy_id", "version_id", name="pk_iam_policy_versions"),
+)
+
+# Inline policies, attachments and tags belong to a user or a role, named by its unique id
+# (AIDA... / AROA...; a managed policy's ANPA... for its tags), so that a user or role
+# deleted and created again under the same name does not inherit what the old one had.
+iam_inline_policies = sa.Table(
+    "iam_inline_policies",
+    metadata,
+    sa.Column("owner_id", sa.String(128), nullable=False),
+    sa.Column("name", sa.String(128), nullable=False),
+    sa.Column("document", sa.Text, nullable=False),
+    sa.PrimaryKeyConstraint("owner_id", "name", name="pk_iam_inline_policies"),
+)
+
+iam_attachments = sa.Table(
+    "iam_attachments",
+    metadata,
+    sa.Column("owner_id", sa.String(128), nullable=False),
+    sa.Column(
+        "policy_id",
+        sa.String(128),
+        sa.ForeignKey("iam_policies.policy_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.PrimaryKeyConstraint("owner_id", "policy_id", name="pk_iam_attachments"),
+    sa.Index("ix_iam_attachments_policy", "policy_id"),
+)
+
+iam_tags = sa.Table(
+    "iam_tags",
+    metadata,
+    sa.Column("owner_id", sa.String(128), nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),  # insertion order, as AWS lists tags
+    sa.Column("key", sa.String(128), nullable=False),
+    sa.Column("value", sa.String(256), nullable=False),
+    sa.PrimaryKeyConstraint("owner_id", "key", name="pk_iam_tags"),
 )
