@@ -23,6 +23,7 @@ secret material.
     │   ├── UnknownOperationException
     │   ├── ThrottlingException
     │   ├── DecryptionFailure / EncryptionFailure
+    │   ├── ValidationError, MalformedQueryString    (Query protocol: IAM, STS)
     │   └── AuthError
     │       ├── MissingAuthenticationTokenException
     │       ├── IncompleteSignatureException
@@ -169,3 +170,15 @@ INVALID_NAME = (
     "Invalid name. Must be a valid name containing alphanumeric characters, "
     "or any of the following: -/_+=.@!"
 )
+
+
+# Query protocol (IAM, STS): sent as <ErrorResponse><Error><Code>, see protocol/query.py.
+
+
+class ValidationError(ClientError):
+    """A request that breaks the model's constraints (the JSON services say ValidationException)."""
+
+
+class MalformedQueryString(ClientError):
+    # "The query string contains a syntax error.", HTTP 404 (AWS Common Errors pages).
+    status = 404
