@@ -24,6 +24,8 @@ secret material.
     │   ├── ThrottlingException
     │   ├── DecryptionFailure / EncryptionFailure
     │   ├── ValidationError, MalformedQueryString    (Query protocol: IAM, STS)
+│   ├── NoSuchEntity (404), EntityAlreadyExists, DeleteConflict, LimitExceeded (409),
+│   │   MalformedPolicyDocument, InvalidInput, AccessDenied (403)     (IAM, STS)
     │   └── AuthError
     │       ├── MissingAuthenticationTokenException
     │       ├── IncompleteSignatureException
@@ -182,3 +184,37 @@ class ValidationError(ClientError):
 class MalformedQueryString(ClientError):
     # "The query string contains a syntax error.", HTTP 404 (AWS Common Errors pages).
     status = 404
+
+
+# IAM and STS: codes and statuses from botocore's iam/sts models (shape "error" traits); the
+# class name is the wire code, so none collides with a Secrets Manager class above.
+
+
+class NoSuchEntity(ClientError):
+    status = 404
+
+
+class EntityAlreadyExists(ClientError):
+    status = 409
+
+
+class DeleteConflict(ClientError):
+    status = 409
+
+
+class LimitExceeded(ClientError):
+    status = 409
+
+
+class MalformedPolicyDocument(ClientError):
+    pass
+
+
+class InvalidInput(ClientError):
+    pass
+
+
+class AccessDenied(ClientError):
+    """IAM's and STS's refusal (the JSON services say AccessDeniedException)."""
+
+    status = 403
