@@ -85,6 +85,48 @@ class AccessKeyRow:
     session_token_hash: str | None = None
     expires_at: float | None = None
     status: str = "Active"
+    # aws:userid: AIDA... for an IAM user's key, "AROA...:<session>" for an assumed-role
+    # session, None for the root.
+    user_id: str | None = None
+    role_arn: str | None = None  # assumed-role sessions: the role's ARN and the session name
+    session_name: str | None = None
+
+
+@dataclass(slots=True)
+class IamUserRow:
+    user_id: str
+    account_id: str
+    name: str
+    path: str
+    arn: str
+    created_at: float
+
+
+@dataclass(slots=True)
+class IamRoleRow:
+    role_id: str
+    account_id: str
+    name: str
+    path: str
+    arn: str
+    created_at: float
+    trust_policy: str
+    max_session_duration: int
+    description: str | None = None
+
+
+@dataclass(slots=True)
+class ManagedPolicyRow:
+    policy_id: str
+    account_id: str
+    name: str
+    path: str
+    arn: str
+    default_version: str
+    created_at: float
+    updated_at: float
+    description: str | None = None
+    attachment_count: int = 0  # computed on read; ignored on insert
 
 
 SortBy = Literal["created-date", "last-accessed-date", "last-changed-date", "name"]
@@ -162,6 +204,102 @@ class Transaction(Protocol):
     def insert_access_key(self, row: AccessKeyRow) -> None: ...
     def get_meta(self, key: str) -> str | None: ...
     def set_meta(self, key: str, value: str) -> None: ...
+
+    # IAM. Names are matched regardless of case (AWS: "not distinguished by case"). Inline
+    # policies, attachments and tags hang off an owner id: a user's AIDA..., a role's
+    # AROA..., a managed policy's ANPA... (tags only).
+    def insert_iam_user(self, row: IamUserRow) -> None:
+        """AlreadyExists when the account has a user of that name (in any case)."""
+
+    def iam_user(self, account_id: str, name: str) -> IamUserRow | None: ...
+    def iam_user_by_arn(self, arn: str) -> IamUserRow | None: ...
+    def list_iam_users(
+        self, account_id: str, path_prefix: str, after: str | None, limit: int
+    ) -> list[IamUserRow]:
+        """Users whose path starts with ``path_prefix``, by lower-cased name, after ``after``
+        (a lower-cased name: the last one of the previous page)."""
+
+    def delete_iam_user(self, user_id: str) -> None:
+        """Remove the user and its tags (callers check AWS's DeleteConflict rules first)."""
+
+    def insert_iam_role(self, row: IamRoleRow) -> None:
+        """AlreadyExists when the account has a role of that name (in any case)."""
+
+    def iam_role(self, account_id: str, name: str) -> IamRoleRow | None: ...
+    def list_iam_roles(
+        self, account_id: str, path_prefix: str, after: str | None, limit: int
+    ) -> list[IamRoleRow]: ...
+    def delete_iam_role(self, role_id: str) -> None:
+        """Remove the role and its tags; its sessions stay in ``access_keys`` until they
+        expire (``delete_expired_sessions``), as in AWS, but ``identity_policies`` gives them
+        nothing any more."""
+
+    def user_access_keys(self, user_id: str) -> list[AccessKeyRow]:
+        """The user's long-term keys, oldest first."""
+
+    def set_access_key_status(self, access_key_id: str, status: str) -> None: ...
+    def delete_access_key(self, access_key_id: str) -> None: ...
+    def delete_expired_sessions(self, now: float) -> int:
+        """Remove temporary credentials that expired at or before ``now``; how many."""
+
+    def put_inline_policy(self, owner_id: str, name: str, document: str) -> None:
+        """Create or replace."""
+
+    def inline_policy(self, owner_id: str, name: str) -> str | None: ...
+    def inline_policy_names(self, owner_id: str) -> list[str]:
+        """Sorted by name."""
+
+    def delete_inline_policy(self, owner_id: str, name: str) -> bool:
+        """False when there was no such policy."""
+
+    def insert_managed_policy(self, row: ManagedPolicyRow, document: str) -> None:
+        """The policy with its default version; AlreadyExists on a taken name."""
+
+    def managed_policy(self, arn: str) -> ManagedPolicyRow | None: ...
+    def list_managed_policies(
+        self,
+        account_id: str,
+        path_prefix: str,
+        *,
+        only_attached: bool,
+        after: str | None,
+        limit: int,
+    ) -> list[ManagedPolicyRow]:
+        """By lower-cased name, after ``after``."""
+
+    def policy_version(self, policy_id: str, version_id: str) -> tuple[str, float] | None:
+        """(document, created at)."""
+
+    def delete_managed_policy(self, policy_id: str) -> None:
+        """With its versions and tags (callers refuse while it is attached)."""
+
+    def attach_policy(self, owner_id: str, policy_id: str) -> None:
+        """Idempotent, as AttachUserPolicy is."""
+
+    def detach_policy(self, owner_id: str, policy_id: str) -> bool:
+        """False when it was not attached."""
+
+    def attached_policies(self, owner_id: str) -> list[ManagedPolicyRow]:
+        """Sorted by lower-cased name."""
+
+    def iam_tags(self, owner_id: str) -> list[tuple[str, str]]:
+        """In the order they were first set."""
+
+    def set_iam_tags(self, owner_id: str, tags: Sequence[tuple[str, str]]) -> None:
+        """Replace every tag of the owner."""
+
+    def identity_policies(self, principal_arn: str, user_id: str | None = None) -> list[str]:
+        """Every identity-based policy document that applies to ``principal_arn``.
+
+        A user ARN: its inline policies, then the default version of each attached managed
+        policy. An assumed-role session ARN (``arn:aws:sts::<acct>:assumed-role/<R>/<s>``):
+        the same for role R. The root and unknown principals: []. ``user_id`` (the caller's
+        aws:userid) pins the user or role: when given, a user or role deleted and created
+        again under the same name since the credentials were issued gives nothing.
+        """
+
+    def principal_tags(self, principal_arn: str) -> dict[str, str]:
+        """The tags of the user, or of the role of an assumed-role session; {} otherwise."""
 
     # Master-key rotation: every sealed blob, with what its authenticated data is made of
     def version_blobs(self, after_pk: int, limit: int) -> list[tuple[int, str, str, bytes]]:

@@ -33,6 +33,7 @@ from strongroom.storage.base import (
 )
 from strongroom.storage.execute import Executor, Result
 from strongroom.storage.filters import SORT_COLUMNS, filter_clause
+from strongroom.storage.iam import IamQueries
 
 _S = schema.secrets
 _V = schema.versions
@@ -65,8 +66,11 @@ def _version(row: Any, stages: list[str] | None = None) -> VersionRow:
     )
 
 
-class SqlTransaction:
-    """The ``Transaction`` of ``storage.base`` over one DBAPI connection (``Executor``)."""
+class SqlTransaction(IamQueries):
+    """The ``Transaction`` of ``storage.base`` over one DBAPI connection (``Executor``).
+
+    The IAM methods live in ``storage.iam`` (``IamQueries``).
+    """
 
     def __init__(self, db: Executor) -> None:
         self.db = db
