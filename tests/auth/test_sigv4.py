@@ -7,6 +7,7 @@ a typo in a constant fails a test.
 from __future__ import annotations
 
 import calendar
+import hashlib
 import json
 import os
 import time
@@ -56,6 +57,12 @@ class Key:
     secret_access_key: str
     session_token: str | None = None
     expires_at: float | None = None
+
+    @property
+    def session_token_sha256(self) -> str | None:
+        if self.session_token is None:
+            return None
+        return hashlib.sha256(self.session_token.encode()).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

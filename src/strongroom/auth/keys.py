@@ -24,7 +24,7 @@ class AccessKey:
     access_key_id: str
     secret_access_key: str
     principal: Principal
-    session_token: str | None = None
+    session_token_sha256: str | None = None  # temporary credentials only
     expires_at: float | None = None
 
 
@@ -60,6 +60,10 @@ class AccessKeys:
                 arn=row.principal_arn,
                 access_key_id=row.access_key_id,
                 user_name=row.user_name,
+                user_id=row.user_id or row.account_id,  # the root: its account id, as AWS
+                role_arn=row.role_arn,
+                session_name=row.session_name,
             ),
+            session_token_sha256=row.session_token_hash,
             expires_at=row.expires_at,
         )

@@ -97,7 +97,7 @@ class SigningKey(Protocol):
     def secret_access_key(self) -> str: ...
 
     @property
-    def session_token(self) -> str | None: ...  # None for long-term keys
+    def session_token_sha256(self) -> str | None: ...  # hex; None for long-term keys
 
     @property
     def expires_at(self) -> float | None: ...  # epoch seconds; None = never
@@ -345,13 +345,16 @@ def _signing_key(secret: str, date: str, region: str, service: str) -> bytes:
 
 
 def _check_session_token(key: SigningKey, presented: bytes | None, now: float) -> None:
-    expected = key.session_token
+    # Only a hash of the token is kept (it is a bearer credential, like a password).
+    expected = key.session_token_sha256
     if expected is None:
         if presented is not None:  # a token AWS cannot match to this long-term key
             raise UnrecognizedClientException(INVALID_SESSION_TOKEN)
     elif presented is None:  # temporary key ids mean nothing without their token
         raise UnrecognizedClientException(UNRECOGNIZED_CLIENT)
-    elif not hmac.compare_digest(presented.strip(), expected.encode()):
+    elif not hmac.compare_digest(
+        hashlib.sha256(presented.strip()).hexdigest().encode(), expected.encode()
+    ):
         raise UnrecognizedClientException(INVALID_SESSION_TOKEN)
     if key.expires_at is not None and now >= key.expires_at:
         raise ExpiredTokenException(EXPIRED_TOKEN)
