@@ -150,7 +150,7 @@ _KINDS = {
     "double": _Kind(_double, float, "value", str, "a Double"),
     "float": _Kind(_double, float, "value", str, "a Float"),
     "boolean": _Kind(_boolean, int, "value", lambda b: str(b).lower(), "a Boolean"),
-    "timestamp": _Kind(_timestamp, int, "value", lambda _t: None, "a Timestamp"),
+    "timestamp": _Kind(_timestamp, int, "value", str, "a Timestamp"),
 }
 
 # Java character properties Python's re lacks; IAM's tag patterns use them: [\p{L}\p{Z}\p{N}...]+
