@@ -350,8 +350,8 @@ def test_a_response_is_in_the_service_namespace() -> None:
         loaded = QueryService.load(service)
         assert loaded.name == service
         assert loaded.xmlns == namespace
-        body = operation(service, "GetCallerIdentity" if service == "sts" else "GetUser")
-        assert f'xmlns="{namespace}"'.encode() in body.serialize_output({}, "r")
+        op = operation(service, "GetCallerIdentity" if service == "sts" else "GetUser")
+        assert f'xmlns="{namespace}"'.encode() in op.serialize_output({}, "r")
 
 
 def test_the_model_is_loaded_once() -> None:
