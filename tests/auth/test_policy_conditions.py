@@ -15,7 +15,9 @@ OTHER = "444455556666"
 def allowed(condition: dict[str, object], keys: dict[str, object]) -> bool:
     """Does a lone Allow statement with this condition grant a request with these keys?"""
     statement = {"Effect": "Allow", "Action": "s:Act", "Resource": "*", "Condition": condition}
-    policy = parse_policy(json.dumps({"Version": "2012-10-17", "Statement": [statement]}), "identity")
+    policy = parse_policy(
+        json.dumps({"Version": "2012-10-17", "Statement": [statement]}), "identity"
+    )
     request = RequestContext(
         action="s:Act",
         resource="*",
@@ -35,7 +37,11 @@ def allowed(condition: dict[str, object], keys: dict[str, object]) -> bool:
         ({"StringEquals": {"s:k": "a"}}, {"s:k": "A"}, False),
         ({"StringEquals": {"s:k": ["a", "b"]}}, {"s:k": "b"}, True),  # values are ORed
         ({"StringEquals": {"s:k": "a", "s:j": "b"}}, {"s:k": "a", "s:j": "c"}, False),  # keys ANDed
-        ({"StringEquals": {"s:k": "a"}, "StringLike": {"s:j": "b*"}}, {"s:k": "a", "s:j": "bc"}, True),
+        (
+            {"StringEquals": {"s:k": "a"}, "StringLike": {"s:j": "b*"}},
+            {"s:k": "a", "s:j": "bc"},
+            True,
+        ),
         ({"StringEquals": {"s:k": "a"}}, {}, False),
         ({"StringEquals": {"s:k": "a*"}}, {"s:k": "ab"}, False),  # no wildcards in Equals
         ({"StringNotEquals": {"s:k": "a"}}, {"s:k": "b"}, True),
@@ -61,15 +67,43 @@ def allowed(condition: dict[str, object], keys: dict[str, object]) -> bool:
         ({"NumericGreaterThan": {"s:n": "10"}}, {"s:n": "lots"}, False),  # unreadable: no grant
         ({"NumericNotEquals": {"s:n": "10"}}, {"s:n": "lots"}, False),
         # dates: ISO 8601 or epoch seconds
-        ({"DateLessThan": {"aws:CurrentTime": "2030-01-01T00:00:00Z"}}, {"aws:CurrentTime": "2029-12-31T23:59:59Z"}, True),
-        ({"DateLessThan": {"aws:CurrentTime": "2030-01-01T00:00:00Z"}}, {"aws:CurrentTime": "2030-01-01T00:00:00Z"}, False),
-        ({"DateLessThanEquals": {"aws:CurrentTime": "2030-01-01"}}, {"aws:CurrentTime": "2030-01-01T00:00:00+00:00"}, True),
+        (
+            {"DateLessThan": {"aws:CurrentTime": "2030-01-01T00:00:00Z"}},
+            {"aws:CurrentTime": "2029-12-31T23:59:59Z"},
+            True,
+        ),
+        (
+            {"DateLessThan": {"aws:CurrentTime": "2030-01-01T00:00:00Z"}},
+            {"aws:CurrentTime": "2030-01-01T00:00:00Z"},
+            False,
+        ),
+        (
+            {"DateLessThanEquals": {"aws:CurrentTime": "2030-01-01"}},
+            {"aws:CurrentTime": "2030-01-01T00:00:00+00:00"},
+            True,
+        ),
         ({"DateGreaterThan": {"aws:EpochTime": "1700000000"}}, {"aws:EpochTime": 1700000001}, True),
-        ({"DateGreaterThanEquals": {"aws:CurrentTime": "1700000000"}}, {"aws:CurrentTime": "2023-11-14T22:13:20Z"}, True),
-        ({"DateEquals": {"aws:CurrentTime": "2023-11-14T22:13:20Z"}}, {"aws:CurrentTime": "1700000000"}, True),
-        ({"DateNotEquals": {"aws:CurrentTime": "2023-11-14T22:13:20Z"}}, {"aws:CurrentTime": "1700000000"}, False),
+        (
+            {"DateGreaterThanEquals": {"aws:CurrentTime": "1700000000"}},
+            {"aws:CurrentTime": "2023-11-14T22:13:20Z"},
+            True,
+        ),
+        (
+            {"DateEquals": {"aws:CurrentTime": "2023-11-14T22:13:20Z"}},
+            {"aws:CurrentTime": "1700000000"},
+            True,
+        ),
+        (
+            {"DateNotEquals": {"aws:CurrentTime": "2023-11-14T22:13:20Z"}},
+            {"aws:CurrentTime": "1700000000"},
+            False,
+        ),
         # booleans, binary, addresses
-        ({"Bool": {"aws:MultiFactorAuthPresent": "true"}}, {"aws:MultiFactorAuthPresent": True}, True),
+        (
+            {"Bool": {"aws:MultiFactorAuthPresent": "true"}},
+            {"aws:MultiFactorAuthPresent": True},
+            True,
+        ),
         ({"Bool": {"aws:MultiFactorAuthPresent": "true"}}, {}, False),
         ({"BoolIfExists": {"aws:MultiFactorAuthPresent": "true"}}, {}, True),
         ({"BinaryEquals": {"s:b": "QmluYXJ5"}}, {"s:b": "QmluYXJ5"}, True),
@@ -80,33 +114,101 @@ def allowed(condition: dict[str, object], keys: dict[str, object]) -> bool:
         ({"IpAddress": {"aws:SourceIp": "2001:db8::/32"}}, {"aws:SourceIp": "203.0.113.5"}, False),
         ({"NotIpAddress": {"aws:SourceIp": "203.0.113.0/24"}}, {"aws:SourceIp": "10.0.0.1"}, True),
         # ARNs: six fields, each matched on its own
-        ({"ArnLike": {"aws:SourceArn": "arn:aws:iam::*:role/app-*"}}, {"aws:SourceArn": f"arn:aws:iam::{OWNER}:role/app-1"}, True),
-        ({"ArnEquals": {"aws:SourceArn": "arn:aws:iam::*:role/app-*"}}, {"aws:SourceArn": f"arn:aws:iam::{OWNER}:role/app-1"}, True),
-        ({"ArnLike": {"aws:SourceArn": "arn:aws:iam::*:role/app-*"}}, {"aws:SourceArn": f"arn:aws:iam::{OWNER}:user/app-1"}, False),
-        ({"ArnLike": {"aws:SourceArn": "arn:aws:*"}}, {"aws:SourceArn": f"arn:aws:iam::{OWNER}:user/x"}, False),
-        ({"ArnLike": {"aws:SourceArn": "arn:aws:iam::*:*"}}, {"aws:SourceArn": "not-an-arn"}, False),
-        ({"ArnNotLike": {"aws:SourceArn": "arn:aws:iam::*:role/app-*"}}, {"aws:SourceArn": f"arn:aws:iam::{OWNER}:user/x"}, True),
+        (
+            {"ArnLike": {"aws:SourceArn": "arn:aws:iam::*:role/app-*"}},
+            {"aws:SourceArn": f"arn:aws:iam::{OWNER}:role/app-1"},
+            True,
+        ),
+        (
+            {"ArnEquals": {"aws:SourceArn": "arn:aws:iam::*:role/app-*"}},
+            {"aws:SourceArn": f"arn:aws:iam::{OWNER}:role/app-1"},
+            True,
+        ),
+        (
+            {"ArnLike": {"aws:SourceArn": "arn:aws:iam::*:role/app-*"}},
+            {"aws:SourceArn": f"arn:aws:iam::{OWNER}:user/app-1"},
+            False,
+        ),
+        (
+            {"ArnLike": {"aws:SourceArn": "arn:aws:*"}},
+            {"aws:SourceArn": f"arn:aws:iam::{OWNER}:user/x"},
+            False,
+        ),
+        (
+            {"ArnLike": {"aws:SourceArn": "arn:aws:iam::*:*"}},
+            {"aws:SourceArn": "not-an-arn"},
+            False,
+        ),
+        (
+            {"ArnNotLike": {"aws:SourceArn": "arn:aws:iam::*:role/app-*"}},
+            {"aws:SourceArn": f"arn:aws:iam::{OWNER}:user/x"},
+            True,
+        ),
         ({"ArnNotEquals": {"aws:SourceArn": "arn:aws:iam::*:role/app-*"}}, {}, True),
         # Null
         ({"Null": {"aws:TokenIssueTime": "true"}}, {}, True),
-        ({"Null": {"aws:TokenIssueTime": "true"}}, {"aws:TokenIssueTime": "2024-01-01T00:00:00Z"}, False),
-        ({"Null": {"aws:TokenIssueTime": False}}, {"aws:TokenIssueTime": "2024-01-01T00:00:00Z"}, True),
+        (
+            {"Null": {"aws:TokenIssueTime": "true"}},
+            {"aws:TokenIssueTime": "2024-01-01T00:00:00Z"},
+            False,
+        ),
+        (
+            {"Null": {"aws:TokenIssueTime": False}},
+            {"aws:TokenIssueTime": "2024-01-01T00:00:00Z"},
+            True,
+        ),
         ({"Null": {"aws:TokenIssueTime": "false"}}, {"aws:TokenIssueTime": None}, False),
         # set operators on multivalued keys
-        ({"ForAllValues:StringEquals": {"aws:TagKeys": ["env", "team"]}}, {"aws:TagKeys": ["env"]}, True),
-        ({"ForAllValues:StringEquals": {"aws:TagKeys": ["env", "team"]}}, {"aws:TagKeys": ["env", "cost"]}, False),
+        (
+            {"ForAllValues:StringEquals": {"aws:TagKeys": ["env", "team"]}},
+            {"aws:TagKeys": ["env"]},
+            True,
+        ),
+        (
+            {"ForAllValues:StringEquals": {"aws:TagKeys": ["env", "team"]}},
+            {"aws:TagKeys": ["env", "cost"]},
+            False,
+        ),
         ({"ForAllValues:StringEquals": {"aws:TagKeys": ["env"]}}, {}, True),  # vacuously
         ({"ForAllValues:StringEquals": {"aws:TagKeys": ["env"]}}, {"aws:TagKeys": []}, True),
-        ({"ForAnyValue:StringEquals": {"aws:TagKeys": ["env"]}}, {"aws:TagKeys": ["cost", "env"]}, True),
+        (
+            {"ForAnyValue:StringEquals": {"aws:TagKeys": ["env"]}},
+            {"aws:TagKeys": ["cost", "env"]},
+            True,
+        ),
         ({"ForAnyValue:StringEquals": {"aws:TagKeys": ["env"]}}, {"aws:TagKeys": ["cost"]}, False),
         ({"ForAnyValue:StringEquals": {"aws:TagKeys": ["env"]}}, {}, False),
         ({"ForAnyValue:StringEqualsIfExists": {"aws:TagKeys": ["env"]}}, {}, True),
-        ({"ForAllValues:StringNotEquals": {"aws:TagKeys": ["secret"]}}, {"aws:TagKeys": ["env", "team"]}, True),
-        ({"ForAllValues:StringNotEquals": {"aws:TagKeys": ["secret"]}}, {"aws:TagKeys": ["env", "secret"]}, False),
-        ({"ForAnyValue:StringNotEquals": {"aws:TagKeys": ["env"]}}, {"aws:TagKeys": ["env", "x"]}, True),
-        ({"ForAnyValue:StringLike": {"secretsmanager:AddReplicaRegions": ["eu-*"]}}, {"secretsmanager:AddReplicaRegions": ["us-east-2", "eu-west-1"]}, True),
-        ({"StringEquals": {"secretsmanager:VersionStage": "AWSCURRENT"}}, {"secretsmanager:VersionStage": ["AWSPENDING", "AWSCURRENT"]}, True),
-        ({"StringNotEquals": {"secretsmanager:VersionStage": "AWSCURRENT"}}, {"secretsmanager:VersionStage": ["AWSPENDING", "AWSCURRENT"]}, False),
+        (
+            {"ForAllValues:StringNotEquals": {"aws:TagKeys": ["secret"]}},
+            {"aws:TagKeys": ["env", "team"]},
+            True,
+        ),
+        (
+            {"ForAllValues:StringNotEquals": {"aws:TagKeys": ["secret"]}},
+            {"aws:TagKeys": ["env", "secret"]},
+            False,
+        ),
+        (
+            {"ForAnyValue:StringNotEquals": {"aws:TagKeys": ["env"]}},
+            {"aws:TagKeys": ["env", "x"]},
+            True,
+        ),
+        (
+            {"ForAnyValue:StringLike": {"secretsmanager:AddReplicaRegions": ["eu-*"]}},
+            {"secretsmanager:AddReplicaRegions": ["us-east-2", "eu-west-1"]},
+            True,
+        ),
+        (
+            {"StringEquals": {"secretsmanager:VersionStage": "AWSCURRENT"}},
+            {"secretsmanager:VersionStage": ["AWSPENDING", "AWSCURRENT"]},
+            True,
+        ),
+        (
+            {"StringNotEquals": {"secretsmanager:VersionStage": "AWSCURRENT"}},
+            {"secretsmanager:VersionStage": ["AWSPENDING", "AWSCURRENT"]},
+            False,
+        ),
         ({"StringEquals": {"s:k": []}}, {"s:k": "a"}, False),  # an empty list never grants
         ({"StringNotEquals": {"s:k": []}}, {"s:k": "a"}, False),
     ],
@@ -121,7 +223,13 @@ def public(statement: dict[str, object]) -> bool:
 
 
 def grant(principal: object, **extra: object) -> dict[str, object]:
-    return {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": "*", "Principal": principal, **extra}
+    return {
+        "Effect": "Allow",
+        "Action": "secretsmanager:GetSecretValue",
+        "Resource": "*",
+        "Principal": principal,
+        **extra,
+    }
 
 
 @pytest.mark.parametrize(
@@ -139,14 +247,28 @@ def grant(principal: object, **extra: object) -> dict[str, object]:
         ({**grant("*"), "Effect": "Deny"}, False),
         (grant("*", Condition={"StringEquals": {"aws:PrincipalAccount": OWNER}}), False),
         (grant("*", Condition={"StringEquals": {"aws:PrincipalOrgID": "o-abc123"}}), False),
-        (grant("*", Condition={"ArnEquals": {"aws:PrincipalArn": f"arn:aws:iam::{OWNER}:role/a"}}), False),
+        (
+            grant(
+                "*", Condition={"ArnEquals": {"aws:PrincipalArn": f"arn:aws:iam::{OWNER}:role/a"}}
+            ),
+            False,
+        ),
         (grant("*", Condition={"StringLike": {"aws:PrincipalAccount": "1111*"}}), True),
         (grant("*", Condition={"StringEqualsIfExists": {"aws:PrincipalAccount": OWNER}}), True),
-        (grant("*", Condition={"ForAllValues:StringEquals": {"aws:PrincipalAccount": OWNER}}), True),
+        (
+            grant("*", Condition={"ForAllValues:StringEquals": {"aws:PrincipalAccount": OWNER}}),
+            True,
+        ),
         (grant("*", Condition={"StringNotEquals": {"aws:PrincipalAccount": OTHER}}), True),
         (grant("*", Condition={"StringEquals": {"aws:username": "${aws:username}"}}), True),
         (grant("*", Condition={"Bool": {"aws:SecureTransport": "true"}}), True),
-        (grant({"AWS": OTHER}, Condition={"StringEquals": {"aws:PrincipalArn": f"arn:aws:iam::{OTHER}:role/a"}}), False),
+        (
+            grant(
+                {"AWS": OTHER},
+                Condition={"StringEquals": {"aws:PrincipalArn": f"arn:aws:iam::{OTHER}:role/a"}},
+            ),
+            False,
+        ),
     ],
 )
 def test_grants_public_access(statement, expected):

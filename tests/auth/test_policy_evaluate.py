@@ -53,7 +53,9 @@ def identity(*statements, version="2012-10-17"):
 
 
 def resource(*statements):
-    return parse_policy(json.dumps({"Version": "2012-10-17", "Statement": list(statements)}), "resource")
+    return parse_policy(
+        json.dumps({"Version": "2012-10-17", "Statement": list(statements)}), "resource"
+    )
 
 
 def ctx(principal=ALICE, account=OWNER, action=GET, res=SECRET, role_arn=None, **keys):
@@ -68,7 +70,9 @@ def ctx(principal=ALICE, account=OWNER, action=GET, res=SECRET, role_arn=None, *
 
 
 def decide(request, identities=(), resource_policy=None, owner=OWNER):
-    return evaluate(request, identity=list(identities), resource=resource_policy, resource_account=owner)
+    return evaluate(
+        request, identity=list(identities), resource=resource_policy, resource_account=owner
+    )
 
 
 # ---- AWS "Policy evaluation logic" -------------------------------------------------------
@@ -148,13 +152,18 @@ def test_a_deny_with_not_principal_spares_only_a_caller_whose_every_identity_is_
     spared = [SESSION, ROLE, f"arn:aws:iam::{OWNER}:root"]
     request = ctx(principal=SESSION, role_arn=ROLE)
     allow_all = identity(stmt())
-    assert decide(request, [allow_all], resource(stmt("Deny", NotPrincipal={"AWS": spared}))) == ALLOWED
+    assert (
+        decide(request, [allow_all], resource(stmt("Deny", NotPrincipal={"AWS": spared})))
+        == ALLOWED
+    )
     partial = resource(stmt("Deny", NotPrincipal={"AWS": spared[:2]}))
     assert decide(request, [allow_all], partial) == DENY_RESOURCE
 
 
 def test_not_action_and_not_resource():
-    everything_but_values = identity(stmt(action=None, resource="*", NotAction="secretsmanager:Get*"))
+    everything_but_values = identity(
+        stmt(action=None, resource="*", NotAction="secretsmanager:Get*")
+    )
     assert decide(ctx(action="secretsmanager:DescribeSecret"), [everything_but_values]) == ALLOWED
     assert decide(ctx(), [everything_but_values]) == NO_IDENTITY
     other_secrets = identity(stmt(resource=None, NotResource=SECRET))
@@ -226,8 +235,13 @@ def test_example_access_by_resource_tag():
             Condition={"StringEquals": {"secretsmanager:ResourceTag/ServerName": "ServerABC"}},
         )
     )
-    assert decide(ctx(secretsmanager__ResourceTag_slash_ServerName="ServerABC"), [tagged]) == ALLOWED
-    assert decide(ctx(secretsmanager__ResourceTag_slash_ServerName="ServerXYZ"), [tagged]) == NO_IDENTITY
+    assert (
+        decide(ctx(secretsmanager__ResourceTag_slash_ServerName="ServerABC"), [tagged]) == ALLOWED
+    )
+    assert (
+        decide(ctx(secretsmanager__ResourceTag_slash_ServerName="ServerXYZ"), [tagged])
+        == NO_IDENTITY
+    )
     assert decide(ctx(), [tagged]) == NO_IDENTITY
 
 
@@ -240,9 +254,9 @@ def test_example_resource_tag_matches_principal_tag():
             },
         )
     )
-    same = ctx(**{"secretsmanager__ResourceTag_slash_Team": "red", "aws__PrincipalTag_slash_Team": "red"})
-    other = ctx(**{"secretsmanager__ResourceTag_slash_Team": "red", "aws__PrincipalTag_slash_Team": "blue"})
-    untagged = ctx(**{"secretsmanager__ResourceTag_slash_Team": "red"})
+    same = ctx(secretsmanager__ResourceTag_slash_Team="red", aws__PrincipalTag_slash_Team="red")
+    other = ctx(secretsmanager__ResourceTag_slash_Team="red", aws__PrincipalTag_slash_Team="blue")
+    untagged = ctx(secretsmanager__ResourceTag_slash_Team="red")
     assert decide(same, [abac]) == ALLOWED
     assert decide(other, [abac]) == NO_IDENTITY
     assert decide(untagged, [abac]) == NO_IDENTITY
@@ -260,8 +274,12 @@ def test_example_deny_without_secure_transport():
     policies = [
         identity(stmt(action="secretsmanager:*", resource="*")),
         identity(
-            stmt("Deny", action="secretsmanager:*", resource="*",
-                 Condition={"Bool": {"aws:SecureTransport": "false"}})
+            stmt(
+                "Deny",
+                action="secretsmanager:*",
+                resource="*",
+                Condition={"Bool": {"aws:SecureTransport": "false"}},
+            )
         ),
     ]
     assert decide(ctx(aws__SecureTransport=True), policies) == ALLOWED
@@ -274,8 +292,12 @@ def test_example_deny_outside_ip_ranges():
     policies = [
         identity(stmt(action="secretsmanager:*", resource="*")),
         identity(
-            stmt("Deny", action="*", resource="*",
-                 Condition={"NotIpAddress": {"aws:SourceIp": ["192.0.2.0/24", "2001:db8::/32"]}})
+            stmt(
+                "Deny",
+                action="*",
+                resource="*",
+                Condition={"NotIpAddress": {"aws:SourceIp": ["192.0.2.0/24", "2001:db8::/32"]}},
+            )
         ),
     ]
     assert decide(ctx(aws__SourceIp="192.0.2.17"), policies) == ALLOWED
@@ -296,15 +318,28 @@ def test_variables_are_literal_text_in_old_policy_versions():
             body["Version"] = version
         policy = parse_policy(json.dumps(body), "identity")
         assert decide(ctx(res=literal, aws__username="alice"), [policy]) == ALLOWED
-        assert decide(ctx(res=literal.replace("${aws:username}", "alice"), aws__username="alice"), [policy]) == NO_IDENTITY
+        assert (
+            decide(
+                ctx(res=literal.replace("${aws:username}", "alice"), aws__username="alice"),
+                [policy],
+            )
+            == NO_IDENTITY
+        )
 
 
 def test_special_variables_and_defaults():
     star = identity(stmt(resource=f"arn:aws:secretsmanager:us-east-1:{OWNER}:secret:a${{*}}b"))
-    assert decide(ctx(res=f"arn:aws:secretsmanager:us-east-1:{OWNER}:secret:a*b"), [star]) == ALLOWED
-    assert decide(ctx(res=f"arn:aws:secretsmanager:us-east-1:{OWNER}:secret:axxb"), [star]) == NO_IDENTITY
+    assert (
+        decide(ctx(res=f"arn:aws:secretsmanager:us-east-1:{OWNER}:secret:a*b"), [star]) == ALLOWED
+    )
+    assert (
+        decide(ctx(res=f"arn:aws:secretsmanager:us-east-1:{OWNER}:secret:axxb"), [star])
+        == NO_IDENTITY
+    )
     defaulted = identity(
-        stmt(resource="*", Condition={"StringEquals": {"s:team": "${aws:PrincipalTag/team, 'none'}"}})
+        stmt(
+            resource="*", Condition={"StringEquals": {"s:team": "${aws:PrincipalTag/team, 'none'}"}}
+        )
     )
     assert decide(ctx(s__team="none"), [defaulted]) == ALLOWED
     assert decide(ctx(s__team="red", aws__PrincipalTag_slash_team="red"), [defaulted]) == ALLOWED

@@ -58,7 +58,10 @@ LEGACY = "The policy failed legacy parsing"
         (doc(allow(Condition={"StringEquals": {"aws:username": {}}})), SYNTAX),
         ('{"Version": "2012-10-17", "Version": "2012-10-17", "Statement": []}', SYNTAX),
         ("[" * 100_000 + "]" * 100_000, SYNTAX),
-        (doc(allow(Sid="a"), allow(Sid="a")), "Statement IDs (SID) in a single policy must be unique."),
+        (
+            doc(allow(Sid="a"), allow(Sid="a")),
+            "Statement IDs (SID) in a single policy must be unique.",
+        ),
         (doc(allow(Effect="allow")), LEGACY),
         (doc(allow(Condition={"DateGreaterThan": {"aws:CurrentTime": "sdfdsf"}})), LEGACY),
         (doc(allow(Condition={"IpAddress": {"aws:SourceIp": "300.1.1.1/8"}})), LEGACY),
@@ -73,7 +76,10 @@ LEGACY = "The policy failed legacy parsing"
         ),
         (doc(allow(Action="s3:List:Bucket")), "Actions/Condition can contain only one colon."),
         (doc(allow(Action="a a:ListBucket")), "Vendor a a is not valid"),
-        (doc(allow(Resource="invalid resource")), 'Resource invalid resource must be in ARN format or "*".'),
+        (
+            doc(allow(Resource="invalid resource")),
+            'Resource invalid resource must be in ARN format or "*".',
+        ),
         (
             doc(allow(Condition={"StringEquals": {"username": "a"}})),
             "Actions/Conditions must be prefaced by a vendor, e.g., iam, sdb, ec2, etc.",
