@@ -93,13 +93,13 @@ _ON_ROLE = frozenset(name for name in IAM_OPERATIONS if "Role" in name and name 
 _ON_POLICY = frozenset({"GetPolicy", "GetPolicyVersion", "DeletePolicy"})
 
 
-def _path(store: Store | None, kind: str, account_id: str, name: str) -> str:
-    """The stored path of a user or role ("/" when unknown: it does not exist yet)."""
+def _stored_arn(store: Store | None, kind: str, account_id: str, name: str) -> str | None:
+    """The ARN of an existing user or role (its path and name as stored), else None."""
     if store is None:
-        return "/"
+        return None
     with store.read() as tx:
         row = tx.iam_user(account_id, name) if kind == "user" else tx.iam_role(account_id, name)
-    return "/" if row is None else row.path
+    return None if row is None else row.arn
 
 
 def iam_resource(
@@ -114,8 +114,9 @@ def iam_resource(
     """The resource ARN an IAM action is authorized on.
 
     An ARN holds the user's or role's path (``user/eng/bob``): for an existing user or role
-    it is read from ``store`` when one is given (without it "/" is assumed); CreateUser and
-    CreateRole take it from the request. Actions whose UserName is optional are authorized
+    the stored ARN is read from ``store`` when one is given (without it, or for a name that
+    does not exist, the path is taken to be "/"); CreateUser and CreateRole take the path
+    from the request. Actions whose UserName is optional are authorized
     on the caller's own ARN (``principal_arn``) when it is left out.
     """
     prefix = f"arn:{partition}:iam::{account_id}"
@@ -125,10 +126,8 @@ def iam_resource(
         if name is None:
             return principal_arn or "*"
         if operation in {"CreateUser", "CreateRole"}:
-            path = request.get("Path") or "/"
-        else:
-            path = _path(store, kind, account_id, str(name))
-        return f"{prefix}:{kind}{path}{name}"
+            return f"{prefix}:{kind}{request.get('Path') or '/'}{name}"
+        return _stored_arn(store, kind, account_id, str(name)) or f"{prefix}:{kind}/{name}"
     if operation == "CreatePolicy":
         return f"{prefix}:policy{request.get('Path') or '/'}{request['PolicyName']}"
     if operation in _ON_POLICY:
