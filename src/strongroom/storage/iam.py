@@ -138,11 +138,12 @@ class IamQueries:
     ) -> list[Any]:
         # Path prefixes are plain text, not patterns: compare a substring, not LIKE.
         conditions = [sa.func.substr(table.c.path, 1, len(path_prefix)) == path_prefix]
+        key: Any = table.c.name_key
+        if self.db.dialect.name == "postgresql":
+            key = key.collate("C")  # code-point order, as on SQLite (see SqlTransaction)
         if after is not None:
-            conditions.append(table.c.name_key > after)
-        return list(
-            self.db.execute(query.where(*conditions).order_by(table.c.name_key).limit(limit))
-        )
+            conditions.append(key > after)
+        return list(self.db.execute(query.where(*conditions).order_by(key).limit(limit)))
 
     # -- users -----------------------------------------------------------------------------
     def insert_iam_user(self, row: IamUserRow) -> None:
