@@ -80,9 +80,10 @@ class Fixture:
     """An installation with SECRETS secrets and one signed GetSecretValue for one of them."""
 
     def __init__(self, workdir: Path) -> None:
-        from strongroom.app import Caller, SecretsManager  # noqa: PLC0415
+        from strongroom.app import Authenticator, Caller, SecretsManager  # noqa: PLC0415
         from strongroom.domain.principal import root_principal  # noqa: PLC0415
         from strongroom.installation import open_installation  # noqa: PLC0415
+        from strongroom.operations.access import RequestFacts  # noqa: PLC0415
         from strongroom.operations.context import Context  # noqa: PLC0415
         from strongroom.protocol.asgi import Frontend, HttpRequest  # noqa: PLC0415
         from strongroom.settings import Settings  # noqa: PLC0415
@@ -96,8 +97,12 @@ class Fixture:
             },
         )
         self.store = self.installation.store
-        self.handler = SecretsManager(self.installation)
-        self.caller = Caller(root_principal(h.ACCOUNT_ID, h.ROOT_KEY_ID), h.REGION)
+        self.handler = SecretsManager(self.installation, Authenticator(self.installation))
+        self.caller = Caller(
+            root_principal(h.ACCOUNT_ID, h.ROOT_KEY_ID),
+            h.REGION,
+            RequestFacts(source_ip=None, secure_transport=False, time=0.0),
+        )
         create = self.handler.model.operation("CreateSecret")
         assert create is not None
         for operation, body in h.create_items(0, SECRETS):
@@ -105,7 +110,9 @@ class Fixture:
         self.name = h.secret_name(SECRETS // 2)
         raw = h.Signer(8855).sign("GetSecretValue", {"SecretId": self.name})
         self.headers, self.body = split_raw(raw)
-        self.request = HttpRequest("POST", b"/", b"", self.headers, self.body, "127.0.0.1")
+        self.request = HttpRequest(
+            "POST", b"/", b"", self.headers, self.body, "127.0.0.1", secure=False
+        )
         model_op = self.handler.model.operation("GetSecretValue")
         assert model_op is not None
         self.model_op = model_op

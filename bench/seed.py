@@ -61,9 +61,10 @@ class BatchingStore:
 
 def seed(data_dir: Path, count: int, batch: int) -> float:
     """Create secrets 0..count-1 in a new installation at ``data_dir``; returns the rate."""
-    from strongroom.app import Caller, SecretsManager  # noqa: PLC0415 - the server's own code
+    from strongroom.app import Authenticator, Caller, SecretsManager  # noqa: PLC0415
     from strongroom.domain.principal import root_principal  # noqa: PLC0415
     from strongroom.installation import open_installation  # noqa: PLC0415
+    from strongroom.operations.access import RequestFacts  # noqa: PLC0415 - the server's own code
     from strongroom.settings import Settings  # noqa: PLC0415
 
     settings = Settings(data_dir=data_dir, account_id=harness.ACCOUNT_ID)
@@ -75,8 +76,12 @@ def seed(data_dir: Path, count: int, batch: int) -> float:
     store = BatchingStore(installation.store)
     installation.store = store
     try:
-        handler = SecretsManager(installation)
-        caller = Caller(root_principal(harness.ACCOUNT_ID, harness.ROOT_KEY_ID), harness.REGION)
+        handler = SecretsManager(installation, Authenticator(installation))
+        caller = Caller(
+            root_principal(harness.ACCOUNT_ID, harness.ROOT_KEY_ID),
+            harness.REGION,
+            RequestFacts(source_ip=None, secure_transport=False, time=0.0),
+        )
         create = handler.model.operation("CreateSecret")
         started = time.perf_counter()
         for index in range(count):

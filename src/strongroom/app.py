@@ -1,6 +1,8 @@
 """``build_app(installation)``: the only place that wires the layers together.
 
-HTTP (protocol.asgi) → SigV4 (auth.sigv4, auth.keys) → operations.registry → storage/crypto
+HTTP (protocol.asgi) → SigV4 (auth.sigv4, auth.keys) → authorization (operations.access)
+→ operations (Secrets Manager: operations.registry; IAM/STS: operations.iam, operations.sts)
+→ storage/crypto
 """
 
 from __future__ import annotations
@@ -15,10 +17,13 @@ from typing import Any
 from strongroom.auth import sigv4
 from strongroom.auth.keys import AccessKey, AccessKeys
 from strongroom.domain.principal import Principal, root_principal
-from strongroom.errors import InvalidRequestException
+from strongroom.errors import InvalidAction, InvalidRequestException
 from strongroom.installation import Installation
+from strongroom.operations.access import Access, RequestFacts
 from strongroom.operations.context import Context
+from strongroom.operations.iam.registry import IAM_OPERATIONS, IAM_READ_ONLY, iam_resource
 from strongroom.operations.registry import NOT_YET, OPERATIONS, READ_ONLY, READ_ONLY_FAST
+from strongroom.operations.sts import STS_OPERATIONS, STS_READ_ONLY, STS_SELF_AUTHORIZED
 from strongroom.protocol.asgi import Frontend, HttpRequest, Lane, Outcome
 from strongroom.protocol.model import ServiceModel
 from strongroom.worker import Worker
@@ -30,28 +35,32 @@ logger = logging.getLogger("strongroom")
 class Caller:
     principal: Principal
     region: str
+    facts: RequestFacts
+
+    def access(self) -> Access | None:
+        """The caller's authorization; None for the account root (allowed everything)."""
+        return None if self.principal.is_root else Access(self.principal, self.facts)
 
 
-class SecretsManager:
-    """The ``protocol.asgi.Handler`` for the Secrets Manager API."""
+class Authenticator:
+    """SigV4 (auth.sigv4) against the installation's access keys (auth.keys)."""
 
-    def __init__(self, installation: Installation, *, clock: Any = time.time) -> None:
+    def __init__(self, installation: Installation) -> None:
         self.installation = installation
-        self.model = ServiceModel.load("secretsmanager")
         self.keys = AccessKeys(installation.store, installation.sealer)
-        self.clock = clock
         self.dev = installation.settings.dev
 
-    def authenticate(self, request: HttpRequest) -> Caller:
+    def __call__(self, request: HttpRequest, service: str) -> Caller:
+        now = time.time()  # real time: tests move the operations' clock, not the signer's
         verified = sigv4.verify(
             method=request.method,
             raw_path=request.raw_path,
             query_string=request.query_string,
             headers=request.headers,
             body=request.body,
-            now=time.time(),  # real time: tests move the operations' clock, not the signer's
+            now=now,
             lookup=self.keys.lookup,
-            expected_service="secretsmanager",
+            expected_service=service,
             verify_signature=not self.dev,
         )
         key: AccessKey | None = verified.key
@@ -59,7 +68,36 @@ class SecretsManager:
             principal = root_principal(self.installation.account_id, verified.access_key_id)
         else:
             principal = key.principal
-        return Caller(principal=principal, region=verified.region)
+        facts = RequestFacts(source_ip=request.client_ip, secure_transport=request.secure, time=now)
+        return Caller(principal=principal, region=verified.region, facts=facts)
+
+
+def _context(installation: Installation, caller: Caller, clock: Any) -> Context:
+    return Context(
+        store=installation.store,
+        sealer=installation.sealer,
+        account_id=installation.account_id,
+        region=caller.region,
+        principal=caller.principal,
+        clock=clock,
+        token_key=installation.token_key,
+        access=caller.access(),
+    )
+
+
+class SecretsManager:
+    """The ``protocol.asgi.Handler`` for the Secrets Manager API."""
+
+    def __init__(
+        self, installation: Installation, authenticator: Authenticator, *, clock: Any = time.time
+    ) -> None:
+        self.installation = installation
+        self.model = ServiceModel.load("secretsmanager")
+        self._authenticate = authenticator
+        self.clock = clock
+
+    def authenticate(self, request: HttpRequest) -> Caller:
+        return self._authenticate(request, "secretsmanager")
 
     def lane(self, operation: str) -> Lane:
         if operation in READ_ONLY_FAST and self.installation.store.reads_never_wait:
@@ -71,20 +109,55 @@ class SecretsManager:
         if function is None:
             reason = NOT_YET.get(operation, "it is not supported")
             raise InvalidRequestException(f"Strongroom does not support {operation}: {reason}.")
-        ctx = Context(
-            store=self.installation.store,
-            sealer=self.installation.sealer,
-            account_id=self.installation.account_id,
-            region=caller.region,
-            principal=caller.principal,
-            clock=self.clock,
-            token_key=self.installation.token_key,
-        )
+        ctx = _context(self.installation, caller, self.clock)
+        if ctx.access is not None:
+            ctx.access.check(ctx, operation, request)
+        return Outcome(function(ctx, request), ctx.later)
+
+
+class IdentityServices:
+    """The ``protocol.asgi.QueryHandler`` for IAM and STS (principals, policies, sessions)."""
+
+    def __init__(
+        self, installation: Installation, authenticator: Authenticator, *, clock: Any = time.time
+    ) -> None:
+        self.installation = installation
+        self._authenticate = authenticator
+        self.clock = clock
+
+    def authenticate(self, request: HttpRequest, service: str) -> Caller:
+        return self._authenticate(request, service)
+
+    def lane(self, service: str, action: str) -> Lane:
+        read_only = IAM_READ_ONLY if service == "iam" else STS_READ_ONLY
+        return "read" if action in read_only else "write"
+
+    def run(self, caller: Caller, service: str, action: str, request: dict[str, Any]) -> Outcome:
+        operations = IAM_OPERATIONS if service == "iam" else STS_OPERATIONS
+        function = operations.get(action)
+        if function is None:
+            raise InvalidAction(f"Strongroom does not support {service}:{action}.")
+        ctx = _context(self.installation, caller, self.clock)
+        # GetCallerIdentity needs no permission; AssumeRole weighs the role's trust policy
+        # together with the caller's own policies itself (STS_SELF_AUTHORIZED).
+        if ctx.access is not None and not (service == "sts" and action in STS_SELF_AUTHORIZED):
+            resource = iam_resource(
+                action,
+                request,
+                ctx.account_id,
+                ctx.partition,
+                store=ctx.store,
+                principal_arn=caller.principal.arn,
+            )
+            with ctx.store.read() as tx:
+                ctx.access.require(tx, f"{service}:{action}", resource, ctx.account_id)
         return Outcome(function(ctx, request), ctx.later)
 
 
 def build_app(installation: Installation, *, clock: Any = time.time) -> Frontend:
-    handler = SecretsManager(installation, clock=clock)
+    authenticator = Authenticator(installation)
+    handler = SecretsManager(installation, authenticator, clock=clock)
+    identity = IdentityServices(installation, authenticator, clock=clock)
     worker = Worker(installation.store, clock=clock)
     stop = threading.Event()
 
@@ -96,7 +169,7 @@ def build_app(installation: Installation, *, clock: Any = time.time) -> Frontend
         gc.collect()
         gc.freeze()
 
-    return Frontend(handler, on_startup=start, on_shutdown=stop.set)
+    return Frontend(handler, on_startup=start, on_shutdown=stop.set, query_handler=identity)
 
 
 def app_from_environment() -> Frontend:

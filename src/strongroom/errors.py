@@ -186,6 +186,10 @@ class MalformedQueryString(ClientError):
     status = 404
 
 
+class InvalidAction(ClientError):
+    """An Action the service does not have: "Could not find operation X for version V"."""
+
+
 # IAM and STS: codes and statuses from botocore's iam/sts models (shape "error" traits); the
 # class name is the wire code, so none collides with a Secrets Manager class above.
 

@@ -1,27 +1,12 @@
-"""Actions Strongroom does not serve yet (rotation, resource policies, replication): each is
+"""Actions Strongroom does not serve yet (rotation, ListResourcePolicies, replication): each is
 refused with InvalidRequestException (HTTP 400, so SDKs do not retry) that names the action,
 and nothing about the secret changes."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from botocore.exceptions import ClientError
 
-POLICY = json.dumps(
-    {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
-                "Action": "secretsmanager:GetSecretValue",
-                "Resource": "*",
-            }
-        ],
-    }
-)
 LAMBDA = "arn:aws:lambda:us-east-1:123456789012:function:rotate"
 OTHER_SECRET = "arn:aws:secretsmanager:us-west-2:210987654321:secret:elsewhere-AbCdEf"
 
@@ -32,12 +17,6 @@ UNSUPPORTED = {
         RotationRules={"AutomaticallyAfterDays": 30},
     ),
     "CancelRotateSecret": lambda c: c.cancel_rotate_secret(SecretId="app/db"),
-    "GetResourcePolicy": lambda c: c.get_resource_policy(SecretId="app/db"),
-    "PutResourcePolicy": lambda c: c.put_resource_policy(SecretId="app/db", ResourcePolicy=POLICY),
-    "DeleteResourcePolicy": lambda c: c.delete_resource_policy(SecretId="app/db"),
-    "ValidateResourcePolicy": lambda c: c.validate_resource_policy(
-        SecretId="app/db", ResourcePolicy=POLICY
-    ),
     "ListResourcePolicies": lambda c: c.list_resource_policies(SecretId="app/db"),
     "ReplicateSecretToRegions": lambda c: c.replicate_secret_to_regions(
         SecretId="app/db", AddReplicaRegions=[{"Region": "eu-west-1"}]

@@ -111,6 +111,30 @@ def test_cross_account_grant_to_the_account_root_lets_its_identity_policies_deci
     assert decide(request, [], grant) == NO_IDENTITY
 
 
+def trust(*statements):
+    return parse_policy(
+        json.dumps({"Version": "2012-10-17", "Statement": list(statements)}), "trust"
+    )
+
+
+def test_a_role_trust_policy_must_allow_even_in_the_same_account():
+    assume = ctx(action="sts:AssumeRole", res=ROLE)
+    may_assume = identity(stmt(action="sts:AssumeRole", resource="*"))
+    names_alice = trust(
+        {"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"AWS": ALICE}}
+    )
+    names_bob = trust({"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"AWS": BOB}})
+    names_account = trust(
+        {"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"AWS": ROOT}}
+    )
+    # Unlike a secret's resource policy, an identity allow alone never suffices...
+    assert decide(assume, [may_assume], names_bob).allowed is False
+    # ...a trust policy naming the caller does, and one naming the account delegates.
+    assert decide(assume, [], names_alice) == ALLOWED
+    assert decide(assume, [], names_account).allowed is False
+    assert decide(assume, [may_assume], names_account) == ALLOWED
+
+
 def test_an_explicit_deny_anywhere_overrides_every_allow():
     allow_all = identity(stmt(action="secretsmanager:*", resource="*"))
     deny = stmt("Deny")

@@ -483,7 +483,12 @@ def evaluate(
     identity_allow = _is_root(ctx) or any(
         st.effect == "Allow" and _counts(st, ctx) for st in identity_statements
     )
-    if ctx.principal_account == resource_account:
+    if resource is not None and resource.kind == "trust":
+        # A role's trust policy is never optional: it must name the caller, or name the
+        # account and leave the decision to an identity policy that allows (IAM user guide,
+        # "How IAM roles differ from resource-based policies").
+        allowed = exact_allow or (account_allow and identity_allow)
+    elif ctx.principal_account == resource_account:
         allowed = identity_allow or exact_allow
     else:
         allowed = identity_allow and (exact_allow or account_allow)

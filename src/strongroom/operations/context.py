@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from strongroom.crypto.envelope import DecryptError, Sealer, aad_for_version
 from strongroom.domain.arn import parse_secret_arn, partition_for_region
@@ -28,6 +28,9 @@ from strongroom.errors import (
     ValidationException,
 )
 from strongroom.storage.base import SecretRow, Store, Transaction
+
+if TYPE_CHECKING:
+    from strongroom.operations.access import Access
 
 DAY = 86_400.0
 _STRING, _BINARY = b"S", b"B"
@@ -51,6 +54,9 @@ class Context:
     # so that the read itself never waits for the write lock; the caller runs them before
     # it answers, so the next request still sees them.
     later: list[Callable[[], None]] = field(default_factory=list)
+    # The caller's authorization (operations.access); None for the account root, which is
+    # allowed everything.
+    access: Access | None = None
 
     @property
     def partition(self) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from strongroom.operations import lifecycle, listing, passwords, values
+from strongroom.operations import lifecycle, listing, passwords, policies, values
 from strongroom.operations.context import Context
 
 Operation = Callable[[Context, dict[str, Any]], dict[str, Any]]
@@ -25,6 +25,10 @@ OPERATIONS: dict[str, Operation] = {
     "ListSecretVersionIds": values.list_secret_version_ids,
     "UpdateSecretVersionStage": values.update_secret_version_stage,
     "GetRandomPassword": passwords.get_random_password,
+    "GetResourcePolicy": policies.get_resource_policy,
+    "PutResourcePolicy": policies.put_resource_policy,
+    "DeleteResourcePolicy": policies.delete_resource_policy,
+    "ValidateResourcePolicy": policies.validate_resource_policy,
 }
 
 # Read-only actions whose work is a few indexed reads: where reads never wait
@@ -32,18 +36,20 @@ OPERATIONS: dict[str, Operation] = {
 # request; their writes (Context.later) still go to a thread.
 READ_ONLY_FAST = frozenset({"GetSecretValue", "DescribeSecret", "GetRandomPassword"})
 # Every other read-only action; the rest write.
-READ_ONLY = READ_ONLY_FAST | {"ListSecrets", "ListSecretVersionIds", "BatchGetSecretValue"}
+READ_ONLY = READ_ONLY_FAST | {
+    "ListSecrets",
+    "ListSecretVersionIds",
+    "BatchGetSecretValue",
+    "GetResourcePolicy",
+    "ValidateResourcePolicy",
+}
 
 # Actions in the service model that Strongroom answers with InvalidRequestException (HTTP
 # 400, so SDKs do not retry) and no state change, each with the reason.
 NOT_YET: dict[str, str] = {
     "RotateSecret": "rotation functions are not supported yet",
     "CancelRotateSecret": "rotation functions are not supported yet",
-    "GetResourcePolicy": "resource policies are not supported yet",
-    "PutResourcePolicy": "resource policies are not supported yet",
-    "DeleteResourcePolicy": "resource policies are not supported yet",
-    "ValidateResourcePolicy": "resource policies are not supported yet",
-    "ListResourcePolicies": "resource policies are not supported yet",
+    "ListResourcePolicies": "listing the resource policies of many secrets is not supported yet",
     "ReplicateSecretToRegions": "replication to other Regions is not supported",
     "RemoveRegionsFromReplication": "replication to other Regions is not supported",
     "StopReplicationToReplica": "replication to other Regions is not supported",

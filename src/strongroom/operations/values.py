@@ -134,6 +134,10 @@ def batch_get_secret_value(ctx: Context, request: dict[str, Any]) -> dict[str, A
     errors: list[dict[str, Any]] = []
     for secret_id in ids or []:
         try:
+            if ctx.access is not None:  # each secret needs GetSecretValue, as on AWS
+                ctx.access.require_on_secret(
+                    ctx, "GetSecretValue", secret_id, {"SecretId": secret_id}
+                )
             values.append(_value_entry(*_read(ctx, secret_id, None, None)))
         except ServiceError as exc:
             errors.append({"SecretId": secret_id, "ErrorCode": exc.code, "Message": exc.message})

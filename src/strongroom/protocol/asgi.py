@@ -23,10 +23,12 @@ from __future__ import annotations
 
 import itertools
 import logging
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any, Literal, Protocol
 
 import anyio
@@ -34,16 +36,19 @@ import anyio.to_thread
 
 from strongroom.errors import (
     InternalServiceError,
+    InvalidAction,
     RequestEntityTooLargeException,
     ServiceError,
     UnknownOperationException,
 )
+from strongroom.protocol import query
 from strongroom.protocol.model import ServiceModel, error_body
 
 logger = logging.getLogger("strongroom.http")
 
 MAX_BODY = 512 * 1024  # the largest valid request (64 KiB binary in base64 + metadata) fits
 JSON_CONTENT_TYPE = b"application/x-amz-json-1.1"
+XML_CONTENT_TYPE = b"text/xml"
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -61,6 +66,7 @@ class HttpRequest:
     headers: list[tuple[bytes, bytes]]
     body: bytes
     client_ip: str | None
+    secure: bool  # arrived over TLS (as uvicorn reports it, proxy headers included)
 
     def header(self, name: bytes) -> bytes | None:
         for key, value in self.headers:
@@ -95,6 +101,19 @@ class Handler(Protocol):
         """Run one validated action for ``caller``; raises ``ServiceError``."""
 
 
+class QueryHandler(Protocol):
+    """IAM and STS behind the same endpoint (AWS Query protocol)."""
+
+    def authenticate(self, request: HttpRequest, service: str) -> Any:
+        """Verify the request's SigV4 credentials scoped to ``service`` ("iam" or "sts")."""
+
+    def lane(self, service: str, action: str) -> Lane:
+        """ "read" or "write" (see ``Handler.lane``)."""
+
+    def run(self, caller: Any, service: str, action: str, request: dict[str, Any]) -> Outcome:
+        """Run one validated IAM or STS action for ``caller``; raises ``ServiceError``."""
+
+
 class Frontend:
     def __init__(
         self,
@@ -103,8 +122,10 @@ class Frontend:
         on_startup: Callable[[], None] | None = None,
         on_shutdown: Callable[[], None] | None = None,
         threads: int = 4,
+        query_handler: QueryHandler | None = None,
     ) -> None:
         self.handler = handler
+        self.query = query_handler
         # Few threads on purpose: writes are serialised anyway and reads are short, so more
         # threads only contend for the GIL (and each keeps its own database connection).
         self.threads = threads
@@ -144,10 +165,24 @@ class Frontend:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = next(self._request_ids)
+        try:
+            request = await _read(scope, receive)
+        except ServiceError as exc:
+            await _reply(send, exc.status, error_body(exc.code, exc.message), request_id)
+            return
+        if self.query is not None and _is_query(request):
+            status, body, content_type = await self._query_call(self.query, request, request_id)
+        else:
+            status, body = await self._json_call(scope, request, request_id)
+            content_type = JSON_CONTENT_TYPE
+        await _reply(send, status, body, request_id, content_type)
+
+    async def _json_call(
+        self, scope: Scope, request: HttpRequest, request_id: str
+    ) -> tuple[int, bytes]:
         started = time.perf_counter()
         operation = "-"
         try:
-            request = await _read(scope, receive)
             caller = self.handler.authenticate(request)
             operation = _target(request, self.prefix)
             model_op = self.handler.model.operation(operation)
@@ -174,27 +209,124 @@ class Frontend:
             status, body, code = error.status, error_body(error.code, error.message), error.code
         else:
             code = "-"
-        if logger.isEnabledFor(logging.DEBUG):
-            logger.debug(
-                "%s %s %d %s %.1fms",
-                request_id,
-                operation,
-                status,
-                code,
-                (time.perf_counter() - started) * 1000,
+        _log(request_id, operation, status, code, started)
+        return status, body
+
+    async def _query_call(
+        self, handler: QueryHandler, request: HttpRequest, request_id: str
+    ) -> tuple[int, bytes, bytes]:
+        """IAM and STS: the AWS Query protocol (form-encoded ``Action=...``, XML replies)."""
+        started = time.perf_counter()
+        action = "-"
+        service = query.QueryService.load("sts")  # what answers until the service is known
+        try:
+            form = query.decode_form(request.body, request.query_string)
+            service = query.QueryService.load(_query_service(request, form))
+            caller = handler.authenticate(request, service.name)
+            action = form.pop("Action", "")
+            form.pop("Version", None)
+            operation = service.operation(action)
+            if operation is None:
+                version = _QUERY_API_VERSIONS[service.name]
+                raise InvalidAction(  # noqa: TRY301 - answered like any error
+                    f"Could not find operation {action} for version {version}"
+                )
+            parsed = operation.parse_input(form)
+            limiter = self._writer if handler.lane(service.name, action) == "write" else None
+            outcome = await anyio.to_thread.run_sync(
+                handler.run, caller, service.name, action, parsed, limiter=limiter
             )
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", JSON_CONTENT_TYPE),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"x-amzn-requestid", request_id.encode()),
-                ],
-            }
+            status, body = 200, operation.serialize_output(outcome.result, request_id)
+            code = "-"
+        except ServiceError as exc:
+            code, status = _QUERY_ERRORS.get(exc.code, (exc.code, exc.status))
+            body = query.error_xml(
+                service,
+                code,
+                exc.message,
+                request_id,
+                fault=status >= HTTPStatus.INTERNAL_SERVER_ERROR,
+            )
+        except Exception:
+            logger.exception("request %s (%s) failed", request_id, action)
+            code, status = "ServiceFailure", 500
+            body = query.error_xml(
+                service, code, "An internal error occurred.", request_id, fault=True
+            )
+        _log(request_id, action, status, code, started)
+        return status, body, XML_CONTENT_TYPE
+
+
+# The JSON protocol's codes for the errors both front ends raise, as Query services name them.
+# IAM and STS answer credential problems with 403 where JSON services use 400 (botocore's
+# tests and SDK issues quoting STS: InvalidClientTokenId, SignatureDoesNotMatch, ExpiredToken).
+_QUERY_ERRORS: dict[str, tuple[str, int]] = {
+    "UnrecognizedClientException": ("InvalidClientTokenId", 403),
+    "InvalidSignatureException": ("SignatureDoesNotMatch", 403),
+    "IncompleteSignatureException": ("IncompleteSignature", 400),
+    "MissingAuthenticationTokenException": ("MissingAuthenticationToken", 403),
+    "ExpiredTokenException": ("ExpiredToken", 403),
+    "AccessDeniedException": ("AccessDenied", 403),
+    "RequestEntityTooLargeException": ("RequestEntityTooLarge", 413),
+}
+_SCOPE_SERVICE = re.compile(rb"Credential=[^/,\s]*/[^/,\s]*/[^/,\s]*/([a-z0-9-]+)/")
+# Without a signature the form's Version tells IAM (2010-05-08) from STS (2011-06-15).
+_QUERY_VERSIONS = {"2010-05-08": "iam", "2011-06-15": "sts"}
+_QUERY_API_VERSIONS = {service: version for version, service in _QUERY_VERSIONS.items()}
+
+
+def _is_query(request: HttpRequest) -> bool:
+    """A Query-protocol request: no X-Amz-Target, and a form body (or a GET with Action=).
+
+    Anything else without a target stays with the JSON front end, which answers it as the
+    Secrets Manager endpoint does (UnknownOperationException, or the authentication error).
+    """
+    if request.header(b"x-amz-target") is not None:
+        return False
+    content_type = request.header(b"content-type") or b""
+    if content_type.lower().startswith(b"application/x-www-form-urlencoded"):
+        return True
+    return request.method == "GET" and b"Action=" in request.query_string
+
+
+def _query_service(request: HttpRequest, form: dict[str, str]) -> str:
+    match = _SCOPE_SERVICE.search(request.header(b"authorization") or b"")
+    if match is not None and match[1] in (b"iam", b"sts"):
+        return match[1].decode()
+    return _QUERY_VERSIONS.get(form.get("Version", ""), "sts")
+
+
+def _log(request_id: str, operation: str, status: int, code: str, started: float) -> None:
+    if logger.isEnabledFor(logging.DEBUG):
+        logger.debug(
+            "%s %s %d %s %.1fms",
+            request_id,
+            operation,
+            status,
+            code,
+            (time.perf_counter() - started) * 1000,
         )
-        await send({"type": "http.response.body", "body": body})
+
+
+async def _reply(
+    send: Send,
+    status: int,
+    body: bytes,
+    request_id: str,
+    content_type: bytes = JSON_CONTENT_TYPE,
+) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", content_type),
+                (b"content-length", str(len(body)).encode()),
+                (b"x-amzn-requestid", request_id.encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 def _request_ids() -> Iterator[str]:
@@ -230,6 +362,7 @@ async def _read(scope: Scope, receive: Receive) -> HttpRequest:
         headers=headers,
         body=b"".join(chunks),
         client_ip=client[0] if client else None,
+        secure=scope.get("scheme") == "https",
     )
 
 
