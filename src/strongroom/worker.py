@@ -1,4 +1,5 @@
-"""Background work: purge secrets whose recovery window has ended.
+"""Background work: purge secrets whose recovery window has ended, and forget temporary
+credentials a day after they expired.
 
 Theory of operation
 -------------------
@@ -23,6 +24,9 @@ from strongroom.storage.base import SecretRow, Store
 logger = logging.getLogger("strongroom.worker")
 
 PURGE_BATCH = 100
+# Expired session keys are kept this long so that their use is still answered
+# ExpiredToken (as AWS answers) rather than as an unknown key.
+EXPIRED_SESSIONS_KEPT = 86_400.0
 
 
 class Worker:
@@ -66,10 +70,18 @@ class Worker:
         logger.info("purged secret %s", row.arn)
         return 1
 
+    def forget_expired_sessions(self) -> int:
+        with self.store.write() as tx:
+            forgotten = tx.delete_expired_sessions(self.clock() - EXPIRED_SESSIONS_KEPT)
+        if forgotten:
+            logger.info("forgot %d expired session keys", forgotten)
+        return forgotten
+
     def run_forever(self, stop: threading.Event) -> None:
         while not stop.is_set():
             try:
                 self.purge_due()
+                self.forget_expired_sessions()
             except Exception:
                 # Log and go on (the store may be briefly unreachable); the next round retries.
                 logger.exception("purge failed")

@@ -18,6 +18,8 @@ from botocore.exceptions import ClientError
 from tests.api.helpers import error_of, refusal
 from tests.conftest import ACCOUNT_ID, ROOT_KEY_ID, ROOT_SECRET, Server
 
+from strongroom.worker import Worker
+
 CANARY = "canary-value-7f3e9b1d-must-never-leak"
 
 
@@ -341,3 +343,22 @@ def test_validate_resource_policy_reports_a_caller_lock_out(client, user_with):
     )
     ok = admin.validate_resource_policy(SecretId="team/app", ResourcePolicy=harmless)
     assert ok["PolicyValidationPassed"] is True
+
+
+def test_expired_sessions_are_forgotten_a_day_later(server, region, iam, user_with, clock):
+    _, _, user_creds = user_with(
+        _policy({"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"})
+    )
+    user_arn = iam.get_user(UserName=user_creds["UserName"])["User"]["Arn"]
+    role_name = _name("old")
+    trust = _policy({"Effect": "Allow", "Principal": {"AWS": user_arn}, "Action": "sts:AssumeRole"})
+    role = iam.create_role(RoleName=role_name, AssumeRolePolicyDocument=trust)["Role"]
+    sts = _client(server, "sts", region, user_creds)
+    clock.advance(-2 * 86_400)
+    stale = sts.assume_role(RoleArn=role["Arn"], RoleSessionName="stale", DurationSeconds=900)
+    clock.advance(2 * 86_400)
+    assert Worker(server.installation.store, clock=clock).forget_expired_sessions() >= 1
+    forgotten = _client(server, "sts", region, stale["Credentials"])
+    with pytest.raises(ClientError) as caught:
+        forgotten.get_caller_identity()
+    assert error_of(caught)[0] == "InvalidClientTokenId"
