@@ -19,7 +19,7 @@ from strongroom.auth.keys import AccessKey, AccessKeys
 from strongroom.domain.principal import Principal, root_principal
 from strongroom.errors import InvalidAction, InvalidRequestException
 from strongroom.installation import Installation
-from strongroom.operations.access import Access, RequestFacts
+from strongroom.operations.access import Access, RequestFacts, request_tag_keys
 from strongroom.operations.context import Context
 from strongroom.operations.iam.registry import IAM_OPERATIONS, IAM_READ_ONLY, iam_resource
 from strongroom.operations.registry import NOT_YET, OPERATIONS, READ_ONLY, READ_ONLY_FAST
@@ -150,7 +150,13 @@ class IdentityServices:
                 principal_arn=caller.principal.arn,
             )
             with ctx.store.read() as tx:
-                ctx.access.require(tx, f"{service}:{action}", resource, ctx.account_id)
+                ctx.access.require(
+                    tx,
+                    f"{service}:{action}",
+                    resource,
+                    ctx.account_id,
+                    keys=request_tag_keys(request),
+                )
         return Outcome(function(ctx, request), ctx.later)
 
 

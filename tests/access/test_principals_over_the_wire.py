@@ -362,3 +362,21 @@ def test_expired_sessions_are_forgotten_a_day_later(server, region, iam, user_wi
     with pytest.raises(ClientError) as caught:
         forgotten.get_caller_identity()
     assert error_of(caught)[0] == "InvalidClientTokenId"
+
+
+def test_iam_actions_see_the_request_tags(server, region, user_with):
+    _, _, creds = user_with(
+        _policy(
+            {
+                "Effect": "Allow",
+                "Action": "iam:CreateUser",
+                "Resource": "*",
+                "Condition": {"StringEquals": {"aws:RequestTag/team": "blue"}},
+            }
+        )
+    )
+    their_iam = _client(server, "iam", region, creds)
+    their_iam.create_user(UserName=_name("blue"), Tags=[{"Key": "team", "Value": "blue"}])
+    with pytest.raises(ClientError) as caught:
+        their_iam.create_user(UserName=_name("red"), Tags=[{"Key": "team", "Value": "red"}])
+    assert error_of(caught)[0] == "AccessDenied"

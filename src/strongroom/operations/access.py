@@ -221,6 +221,18 @@ def _identity_policies(texts: Sequence[str]) -> list[Policy]:
     return out
 
 
+def request_tag_keys(request: Mapping[str, Any]) -> dict[str, Any]:
+    """aws:RequestTag/<key> and aws:TagKeys from a request's Tags (or TagKeys, to untag)."""
+    keys: dict[str, Any] = {}
+    tags: list[dict[str, str]] = request.get("Tags") or []
+    for tag in tags:
+        keys[f"aws:RequestTag/{tag['Key']}"] = tag.get("Value", "")
+    tag_keys = [tag["Key"] for tag in tags] or list(request.get("TagKeys") or [])
+    if tag_keys:
+        keys["aws:TagKeys"] = tag_keys
+    return keys
+
+
 def _secret_keys(
     tx: Transaction, row: SecretRow | None, request: Mapping[str, Any], resource: str
 ) -> dict[str, Any]:
@@ -237,12 +249,7 @@ def _secret_keys(
     replicas = request.get("AddReplicaRegions")
     if replicas:
         keys[f"{SERVICE}:AddReplicaRegions"] = [r.get("Region") for r in replicas]
-    tags: list[dict[str, str]] = request.get("Tags") or []
-    for tag in tags:
-        keys[f"aws:RequestTag/{tag['Key']}"] = tag["Value"]
-    tag_keys = [tag["Key"] for tag in tags] or list(request.get("TagKeys") or [])
-    if tag_keys:
-        keys["aws:TagKeys"] = tag_keys
+    keys.update(request_tag_keys(request))
     if row is not None:
         for key, value in tx.tags(row.pk):
             keys[f"aws:ResourceTag/{key}"] = value

@@ -1,18 +1,23 @@
-"""The HTTP front end: one ASGI callable for ``POST /`` with ``X-Amz-Target``.
+"""The HTTP front end: one ASGI callable for ``POST /``, two AWS protocols.
 
 Theory of operation
 -------------------
 1. Read the body, refusing it before parsing once it passes ``MAX_BODY`` bytes.
-2. Authenticate (``authenticate``: SigV4 → principal and region). AWS checks credentials
-   before it looks at the target, so an unsigned request never learns which actions exist.
-3. Find the action in the service model (UnknownOperationException), parse and validate the
-   body against it (SerializationException / ValidationException).
-4. Run the operation in a worker thread: operations are synchronous and may wait on the
+2. Pick the protocol: a form-encoded body without ``X-Amz-Target`` is the AWS Query
+   protocol of IAM and STS (``QueryHandler``, XML replies); everything else is Secrets
+   Manager's AWS JSON 1.1 (``Handler``).
+3. Authenticate (SigV4 → principal and region). AWS checks credentials before it looks at
+   the action, so an unsigned request never learns which actions exist.
+4. Find the action in the service model (UnknownOperationException / InvalidAction), parse
+   and validate the body against it (SerializationException / ValidationException;
+   ValidationError for Query).
+5. Run the operation in a worker thread: operations are synchronous and may wait on the
    database, which must not stall the event loop. The few read-only actions that can never
-   wait (``Handler.inline``) run on the event loop itself: for them the hand-off to a thread
-   would cost more than the work.
-5. Serialise the result per the model, or the ``ServiceError`` as ``{"__type", "Message"}``;
-   anything unexpected is logged and answered as a 500 InternalServiceError.
+   wait (``Handler.lane`` → "inline") run on the event loop itself: for them the hand-off to
+   a thread would cost more than the work.
+6. Serialise the result per the model, or the ``ServiceError`` as ``{"__type", "Message"}``
+   (JSON) or ``<ErrorResponse>`` (Query); anything unexpected is logged and answered as a
+   500.
 
 The routing and body handling are written against raw ASGI rather than a framework router:
 the whole surface is one endpoint, and each layer of request objects costs measurable time
