@@ -23,13 +23,12 @@ def text_of(member: str) -> tuple[str, ...]:
     return ("--query", member, "--output", "text")
 
 
-@pytest.fixture
-def aws(server, region, tmp_path):
-    """``aws(*args)``: run ``aws secretsmanager <args>`` against the test server."""
+def isolated_env(tmp_path: Path, key_id: str, secret: str, token: str | None = None) -> dict:
+    """The environment for one ``aws`` run: these credentials and nothing of the user's."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env |= {
-        "AWS_ACCESS_KEY_ID": ROOT_KEY_ID,
-        "AWS_SECRET_ACCESS_KEY": ROOT_SECRET,
+        "AWS_ACCESS_KEY_ID": key_id,
+        "AWS_SECRET_ACCESS_KEY": secret,
         # No user configuration may leak in, and nothing is retried or paged.
         "AWS_CONFIG_FILE": str(tmp_path / "no-config"),
         "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-credentials"),
@@ -37,6 +36,15 @@ def aws(server, region, tmp_path):
         "AWS_EC2_METADATA_DISABLED": "true",
         "AWS_PAGER": "",
     }
+    if token is not None:
+        env["AWS_SESSION_TOKEN"] = token
+    return env
+
+
+@pytest.fixture
+def aws(server, region, tmp_path):
+    """``aws(*args)``: run ``aws secretsmanager <args>`` against the test server."""
+    env = isolated_env(tmp_path, ROOT_KEY_ID, ROOT_SECRET)
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         argv = [AWS, "secretsmanager", *args, "--endpoint-url", server.url, "--region", region]

@@ -4,52 +4,31 @@ user, give it a key and a policy, and the user's credentials then work within th
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import uuid
-from pathlib import Path
-from typing import Any
 
 import pytest
+from tests.cli.test_awscli import AWS, isolated_env, ok
 from tests.conftest import ACCOUNT_ID, ROOT_KEY_ID, ROOT_SECRET
 
 pytestmark = pytest.mark.slow
-
-AWS = Path(sys.executable).parent / "aws"
 
 
 @pytest.fixture
 def aws(server, region, tmp_path):
     """``aws(service, *args, creds=None)`` against the test server, as the root by default."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    base |= {
-        "AWS_CONFIG_FILE": str(tmp_path / "no-config"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-credentials"),
-        "AWS_MAX_ATTEMPTS": "1",
-        "AWS_EC2_METADATA_DISABLED": "true",
-        "AWS_PAGER": "",
-    }
 
     def run(*args: str, creds: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         creds = creds or {"AccessKeyId": ROOT_KEY_ID, "SecretAccessKey": ROOT_SECRET}
-        env = base | {
-            "AWS_ACCESS_KEY_ID": creds["AccessKeyId"],
-            "AWS_SECRET_ACCESS_KEY": creds["SecretAccessKey"],
-        }
-        if "SessionToken" in creds:
-            env["AWS_SESSION_TOKEN"] = creds["SessionToken"]
+        env = isolated_env(
+            tmp_path, creds["AccessKeyId"], creds["SecretAccessKey"], creds.get("SessionToken")
+        )
         argv = [AWS, *args, "--endpoint-url", server.url, "--region", region]
         return subprocess.run(  # noqa: S603 - the AWS CLI, from our own virtualenv
             argv, env=env, capture_output=True, text=True, timeout=60, check=False
         )
 
     return run
-
-
-def ok(result: subprocess.CompletedProcess[str]) -> Any:
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout) if result.stdout.strip() else None
 
 
 def test_a_user_made_with_the_cli_reads_only_what_its_policy_allows(aws, region, tmp_path):

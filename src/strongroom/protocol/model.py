@@ -25,6 +25,24 @@ from botocore.model import ServiceModel as BotocoreServiceModel
 from botocore.model import Shape
 
 from strongroom.errors import SerializationException, ValidationException
+from strongroom.protocol.constraints import (
+    JAVA_RANGE as _JAVA_RANGE,
+)
+from strongroom.protocol.constraints import (
+    MAX_REPORTED_VIOLATIONS,
+)
+from strongroom.protocol.constraints import (
+    Violation as _Violation,
+)
+from strongroom.protocol.constraints import (
+    prefix as _prefix,
+)
+from strongroom.protocol.constraints import (
+    subject as _subject,
+)
+from strongroom.protocol.constraints import (
+    u16len as _u16len,
+)
 
 # Members whose model constraints (required, min/max length) the front end must NOT enforce:
 # AWS answers a missing or malformed ClientRequestToken from the operation itself, with
@@ -32,13 +50,10 @@ from strongroom.errors import SerializationException, ValidationException
 # layer checks it. Only the JSON type is still checked for these.
 UNCHECKED_CONSTRAINT_MEMBERS = frozenset({"ClientRequestToken"})
 
-# AWS stops listing violations at ten (dynalite, whose messages are checked against DynamoDB).
-MAX_REPORTED_VIOLATIONS = 10
 
 # Coral's text for any undecodable base64 (DynamoDB, via dynalite's tests; the typo is AWS's).
 BAD_BASE64 = "Invalid last non-pad Base64 character dectected"
 
-_JAVA_RANGE = {"integer": 2**31, "long": 2**63}
 _TYPE_NAMES = {
     "string": "a String",
     "integer": "an Integer",
@@ -49,21 +64,6 @@ _TYPE_NAMES = {
     "double": "a Double",
     "float": "a Float",
 }
-
-
-class _Violation:
-    """One failed constraint; ``path`` collects member names innermost first, on the way out."""
-
-    __slots__ = ("path", "subject", "text")
-
-    def __init__(self, subject: str, text: str, *path: str) -> None:
-        self.subject = subject
-        self.text = text
-        self.path = list(path)
-
-    def __str__(self) -> str:
-        where = ".".join(reversed(self.path))
-        return f"{self.subject} at '{where}' failed to satisfy constraint: {self.text}"
 
 
 Parse = Callable[[Any, list[_Violation]], Any]
@@ -90,11 +90,6 @@ def _same(value: Any) -> Any:
     return value
 
 
-def _subject(shown: str | None) -> str:
-    # Sensitive values are not echoed: "Value at 'secretString' ..." (FIELD, CDK deploy logs).
-    return "Value" if shown is None else f"Value '{shown}'"
-
-
 def _type_error(value: Any, expected: str) -> SerializationException:
     # Texts measured on Athena (another Coral JSON 1.1 service) by an emulator's test suite.
     if isinstance(value, list):
@@ -109,11 +104,6 @@ def _type_error(value: Any, expected: str) -> SerializationException:
     if isinstance(value, bool):
         token = "TRUE_VALUE" if value else "FALSE_VALUE"
     return SerializationException(f"{token} can not be converted to {expected}")
-
-
-def _u16len(text: str) -> int:
-    # Coral counts Java chars (UTF-16 code units): a character outside the BMP counts twice.
-    return len(text) if text.isascii() else len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def _decode_blob(value: Any) -> bytes:
@@ -307,11 +297,6 @@ def _elements(element: Parse, items: list[Any], errors: list[_Violation]) -> lis
             if errors and len(errors) != before:
                 _prefix(errors, before, "member", str(index))
     return result
-
-
-def _prefix(errors: list[_Violation], start: int, *names: str) -> None:
-    for error in errors[start:]:
-        error.path.extend(names)
 
 
 class _Compiler:

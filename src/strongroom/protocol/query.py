@@ -27,11 +27,11 @@ from botocore.model import OperationModel
 from botocore.model import ServiceModel as BotocoreServiceModel
 
 from strongroom.errors import MalformedQueryString
+from strongroom.protocol.constraints import Violation
 from strongroom.protocol.query_input import (
     ABSENT,
     InputCompiler,
     Parse,
-    Violation,
     fold,
     raise_violations,
 )

@@ -29,9 +29,24 @@ from typing import Any, NamedTuple
 from botocore.model import Shape
 
 from strongroom.errors import ValidationError
+from strongroom.protocol.constraints import (
+    JAVA_RANGE as _JAVA_RANGE,
+)
+from strongroom.protocol.constraints import (
+    MAX_REPORTED_VIOLATIONS,
+    Violation,
+)
+from strongroom.protocol.constraints import (
+    prefix as _prefix,
+)
+from strongroom.protocol.constraints import (
+    subject as _subject,
+)
+from strongroom.protocol.constraints import (
+    u16len as _u16len,
+)
 
 # The JSON front end stops at ten (see protocol/model.py); assumed the same here.
-MAX_REPORTED_VIOLATIONS = 10
 
 
 class _Node:
@@ -57,21 +72,6 @@ def fold(form: Mapping[str, str]) -> _Node:
     return root
 
 
-class Violation:
-    """One failed constraint; ``path`` collects member names innermost first, on the way out."""
-
-    __slots__ = ("path", "subject", "text")
-
-    def __init__(self, subject: str, text: str, *path: str) -> None:
-        self.subject = subject
-        self.text = text
-        self.path = list(path)
-
-    def __str__(self) -> str:
-        where = ".".join(reversed(self.path))
-        return f"{self.subject} at '{where}' failed to satisfy constraint: {self.text}"
-
-
 class _Absent:
     """What a parser returns when the form holds nothing for its member."""
 
@@ -81,22 +81,7 @@ Parse = Callable[[_Node, list[Violation]], Any]
 Check = tuple[Callable[[Any], bool], str]
 
 
-def _prefix(errors: list[Violation], start: int, *names: str) -> None:
-    for error in errors[start:]:
-        error.path.extend(names)
-
-
-def _subject(shown: str | None) -> str:
-    return "Value" if shown is None else f"Value '{shown}'"
-
-
-def _u16len(text: str) -> int:
-    # Coral counts Java chars (UTF-16 code units): a character outside the BMP counts twice.
-    return len(text) if text.isascii() else len(text.encode("utf-16-le", "surrogatepass")) // 2
-
-
 _INTEGRAL = re.compile(r"[+-]?[0-9]+")
-_JAVA_RANGE = {"integer": 2**31, "long": 2**63}
 
 
 def _integer(kind: str) -> Callable[[str], Any]:

@@ -30,6 +30,8 @@ from strongroom.operations.iam.common import (
     page_result,
     request_tags,
     tag_list,
+    tags_page,
+    without_keys,
 )
 from strongroom.storage.base import AlreadyExists, ManagedPolicyRow, Transaction
 
@@ -59,6 +61,28 @@ def get_owner(ctx: Context, tx: Transaction, kind: OwnerKind, name: str) -> Owne
 
 def _size(document: str) -> int:
     return sum(1 for char in document if not char.isspace())
+
+
+# -- tags of users and roles (TagUser, UntagRole, ListUserTags, ...) ---------------------------
+def owner_tag(ctx: Context, kind: OwnerKind, owner_name: str, request: dict[str, Any]) -> None:
+    new = request_tags(request)
+    with ctx.store.write() as tx:
+        owner = get_owner(ctx, tx, kind, owner_name)
+        tx.set_iam_tags(owner.owner_id, merge_tags(tx.iam_tags(owner.owner_id), new))
+
+
+def owner_untag(ctx: Context, kind: OwnerKind, owner_name: str, keys: list[str]) -> None:
+    with ctx.store.write() as tx:
+        owner = get_owner(ctx, tx, kind, owner_name)
+        tx.set_iam_tags(owner.owner_id, without_keys(tx.iam_tags(owner.owner_id), keys))
+
+
+def owner_tags(
+    ctx: Context, kind: OwnerKind, owner_name: str, request: dict[str, Any]
+) -> dict[str, Any]:
+    with ctx.store.read() as tx:
+        tags = tx.iam_tags(get_owner(ctx, tx, kind, owner_name).owner_id)
+    return tags_page(ctx, request, f"iam-{kind}-tags", tags)
 
 
 # -- inline policies (PutUserPolicy, GetRolePolicy, ...) -------------------------------------

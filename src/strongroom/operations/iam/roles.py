@@ -20,8 +20,6 @@ from strongroom.operations.iam.common import (
     page_result,
     request_tags,
     tag_list,
-    tags_page,
-    without_keys,
 )
 from strongroom.operations.iam.policies import (
     attached_add,
@@ -31,6 +29,9 @@ from strongroom.operations.iam.policies import (
     inline_get,
     inline_list,
     inline_put,
+    owner_tag,
+    owner_tags,
+    owner_untag,
 )
 from strongroom.operations.iam.users import NO_BOUNDARIES
 from strongroom.storage.base import AlreadyExists, IamRoleRow
@@ -151,21 +152,14 @@ def list_attached_role_policies(ctx: Context, request: dict[str, Any]) -> dict[s
 
 
 def tag_role(ctx: Context, request: dict[str, Any]) -> dict[str, Any]:
-    new = request_tags(request)
-    with ctx.store.write() as tx:
-        row = get_role_row(ctx, tx, request["RoleName"])
-        tx.set_iam_tags(row.role_id, merge_tags(tx.iam_tags(row.role_id), new))
+    owner_tag(ctx, "role", request["RoleName"], request)
     return {}
 
 
 def untag_role(ctx: Context, request: dict[str, Any]) -> dict[str, Any]:
-    with ctx.store.write() as tx:
-        row = get_role_row(ctx, tx, request["RoleName"])
-        tx.set_iam_tags(row.role_id, without_keys(tx.iam_tags(row.role_id), request["TagKeys"]))
+    owner_untag(ctx, "role", request["RoleName"], request["TagKeys"])
     return {}
 
 
 def list_role_tags(ctx: Context, request: dict[str, Any]) -> dict[str, Any]:
-    with ctx.store.read() as tx:
-        tags = tx.iam_tags(get_role_row(ctx, tx, request["RoleName"]).role_id)
-    return tags_page(ctx, request, "iam-role-tags", tags)
+    return owner_tags(ctx, "role", request["RoleName"], request)

@@ -17,9 +17,8 @@ from strongroom.operations.iam.common import (
     page_result,
     request_tags,
     tag_list,
-    tags_page,
-    without_keys,
 )
+from strongroom.operations.iam.policies import owner_tag, owner_tags, owner_untag
 from strongroom.storage.base import AlreadyExists, IamUserRow, Transaction
 
 NO_BOUNDARIES = "Strongroom does not support permissions boundaries."
@@ -110,23 +109,14 @@ def delete_user(ctx: Context, request: dict[str, Any]) -> dict[str, Any]:
 
 
 def tag_user(ctx: Context, request: dict[str, Any]) -> dict[str, Any]:
-    new = request_tags(request)
-    with ctx.store.write() as tx:
-        row = get_user_row(ctx, tx, request["UserName"])
-        tx.set_iam_tags(row.user_id, merge_tags(tx.iam_tags(row.user_id), new))
+    owner_tag(ctx, "user", request["UserName"], request)
     return {}
 
 
 def untag_user(ctx: Context, request: dict[str, Any]) -> dict[str, Any]:
-    with ctx.store.write() as tx:
-        row = get_user_row(ctx, tx, request["UserName"])
-        tags = tx.iam_tags(row.user_id)
-        tx.set_iam_tags(row.user_id, without_keys(tags, request["TagKeys"]))
+    owner_untag(ctx, "user", request["UserName"], request["TagKeys"])
     return {}
 
 
 def list_user_tags(ctx: Context, request: dict[str, Any]) -> dict[str, Any]:
-    with ctx.store.read() as tx:
-        row = get_user_row(ctx, tx, request["UserName"])
-        tags = tx.iam_tags(row.user_id)
-    return tags_page(ctx, request, "iam-user-tags", tags)
+    return owner_tags(ctx, "user", request["UserName"], request)
