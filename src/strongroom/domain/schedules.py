@@ -159,7 +159,8 @@ def parse_rotation_rules(
     hours = _window_hours(expression) if expression is not None else None
     duration_hours = _parse_duration(duration) if duration is not None else None
     if duration_hours is not None and expression is not None and hours is not None:
-        _check_window(duration_hours, hours, hourly=_RATE.fullmatch(expression) is not None)
+        rate = _parse_rate(expression)
+        _check_window(duration_hours, hours, hourly=rate is not None and rate[1] == "hours")
     return RotationSchedule(after_days, expression, duration_hours)
 
 
