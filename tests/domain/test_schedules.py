@@ -77,6 +77,8 @@ VALID = [
     {"ScheduleExpression": "cron(0 10 ? JAN,APR,JUL,OCT 2-6 *)"},
     {"ScheduleExpression": "cron(0 10 1-15 1/3 ? *)"},
     {"ScheduleExpression": "cron(0 12 29 2 ? *)"},  # only in leap years
+    {"ScheduleExpression": "cron(0 10 ? * * *)"},
+    {"ScheduleExpression": "cron(0 10 ? * MON/2 *)"},
 ]
 
 
@@ -301,6 +303,9 @@ def test_a_number_before_l_in_day_of_week_is_the_last_such_weekday_aws_numbering
         ("MON-FRI", "2024-02-01T09:00"),
         ("1,7", "2024-02-03T09:00"),
         ("L", "2024-02-03T09:00"),  # last day of the week: Saturday
+        ("*", "2024-02-01T09:00"),
+        ("MON/2", "2024-02-02T09:00"),  # Monday, Wednesday, Friday
+        ("1/3", "2024-02-03T09:00"),  # Sunday, Wednesday, Saturday
     ],
 )
 def test_day_of_week_uses_aws_numbering_from_sunday(day_of_week, expected):
@@ -311,6 +316,11 @@ def test_day_of_week_uses_aws_numbering_from_sunday(day_of_week, expected):
 def test_a_leap_day_cron_waits_for_the_next_leap_year():
     rules = {"ScheduleExpression": "cron(0 12 29 2 ? *)"}
     assert window(rules, "2024-03-01T00:00") == ["2028-02-29T12:00", "2028-03-01T00:00"]
+
+
+def test_a_schedule_without_days_or_expression_has_no_window():
+    with pytest.raises(ValueError, match="AutomaticallyAfterDays or ScheduleExpression"):
+        RotationSchedule(None, None, 3).next_window(0.0, last_rotated=None)
 
 
 # --- stored form -----------------------------------------------------------------------------
