@@ -440,14 +440,17 @@ def test_modules_beside_the_handler_can_be_imported(tmp_path):
     path = handler_file(
         tmp_path,
         """
+        import sys
         import settings_for_fn
         def lambda_handler(event, context):
             print(settings_for_fn.PASSWORD_LENGTH)
+            print(any(entry.endswith("rotation") for entry in sys.path))
         """,
     )
     result = invoke(local(path), CALL)
     assert result.ok, result.error
-    assert result.output == "32\n"
+    # The handler's folder is importable; the host's own (with invoke.py in it) is not.
+    assert result.output == "32\nFalse\n"
 
 
 def test_a_missing_handler_file_fails_without_starting_anything(tmp_path):

@@ -65,8 +65,12 @@ def main(argv: list[str]) -> int:
     event = json.loads(sys.stdin.read())
     _detach_stdin()
     path = Path(handler_file)
-    # Run as a script, our own folder is sys.path[0]; the function's folder belongs there.
-    sys.path[0] = str(path.parent)
+    # Run as a script, our own folder is sys.path[0] (unless -P / PYTHONSAFEPATH kept it out);
+    # the function's folder belongs there instead.
+    if sys.path and sys.path[0] == str(Path(__file__).resolve().parent):
+        sys.path[0] = str(path.parent)
+    else:
+        sys.path.insert(0, str(path.parent))
     context = LambdaContext(function_arn, int(deadline_ms))
     _configure_logging(context.aws_request_id)
     try:

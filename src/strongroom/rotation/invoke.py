@@ -14,7 +14,8 @@ so nothing the function prints can pass for a result; its stdout and stderr shar
 whose last ``OUTPUT_LIMIT`` bytes are kept. One thread waits on both pipes with a short
 tick, which is how the deadline and the cancel event are noticed without busy-waiting.
 The group is signalled only while its leader is unreaped (``waitid(WNOWAIT)``), so its id
-cannot have been handed to another process.
+cannot have been handed to another process (where ``waitid`` is missing, as on macOS, that
+small race remains).
 
 Nothing of ours reaches the function's environment except what it needs: a few harmless
 variables, the user's, and the endpoint and temporary credentials. Those credentials never
@@ -287,6 +288,8 @@ class _Child:
         """Whether the child has exited, leaving it unreaped so its group id stays ours."""
         if self.proc.returncode is not None:
             return True
+        if not hasattr(os, "waitid"):  # macOS: reaping is the only way to ask
+            return self.proc.poll() is not None
         info = os.waitid(os.P_PID, self.proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
         return info is not None and info.si_pid == self.proc.pid
 
