@@ -2,8 +2,13 @@
 
 They run in a process of their own (``strongroom functions add NAME --builtin KIND``), reach
 the server through boto3 with the endpoint, region and temporary credentials the runner puts
-in the environment, and need the ``rotators`` extra (boto3, psycopg). Nothing here is
-imported by the server itself, so it runs without that extra.
+in the environment. The rotation host loads a built-in by its file path; its imports are
+absolute (``strongroom.rotators._steps``), so the interpreter must have Strongroom and the
+``rotators`` extra (boto3, psycopg): the server's own, unless ``--python`` says otherwise.
+The server never imports these modules, so it runs without that extra.
+
+Reading another secret (``masterarn``) needs a grant beyond the rotation session's own
+policy, which covers only the secret being rotated: a resource policy on the master secret.
 """
 
 from __future__ import annotations
