@@ -66,11 +66,13 @@ class Server:
         )
 
 
-def serve_in_thread(app: Any) -> tuple[str, uvicorn.Server, threading.Thread]:
+def serve_in_thread(make_app: Any) -> tuple[str, uvicorn.Server, threading.Thread, Any]:
+    """Serve ``make_app(url)`` (the app learns its own URL: rotation functions call it)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    app = make_app(url)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
@@ -80,7 +82,7 @@ def serve_in_thread(app: Any) -> tuple[str, uvicorn.Server, threading.Thread]:
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("the test server did not start")
         time.sleep(0.01)
-    return f"http://127.0.0.1:{port}", server, thread
+    return url, server, thread, app
 
 
 def start_server(data_dir: Path, **settings: Any) -> tuple[Server, uvicorn.Server]:
@@ -92,8 +94,9 @@ def start_server(data_dir: Path, **settings: Any) -> tuple[Server, uvicorn.Serve
         Settings(data_dir=data_dir, account_id=ACCOUNT_ID, **settings), environ
     )
     clock = Clock()
-    app = build_app(installation, clock=clock)
-    url, uv, _ = serve_in_thread(app)
+    url, uv, _, app = serve_in_thread(
+        lambda url: build_app(installation, clock=clock, endpoint_url=url)
+    )
     return Server(url=url, installation=installation, clock=clock, data_dir=data_dir, app=app), uv
 
 

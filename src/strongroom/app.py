@@ -11,6 +11,7 @@ import gc
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,7 @@ from strongroom.operations.registry import NOT_YET, OPERATIONS, READ_ONLY, READ_
 from strongroom.operations.sts import STS_OPERATIONS, STS_READ_ONLY, STS_SELF_AUTHORIZED
 from strongroom.protocol.asgi import Frontend, HttpRequest, Lane, Outcome
 from strongroom.protocol.model import ServiceModel
+from strongroom.rotation.engine import RotationEngine
 from strongroom.worker import Worker
 
 logger = logging.getLogger("strongroom")
@@ -72,7 +74,12 @@ class Authenticator:
         return Caller(principal=principal, region=verified.region, facts=facts)
 
 
-def _context(installation: Installation, caller: Caller, clock: Any) -> Context:
+def _context(
+    installation: Installation,
+    caller: Caller,
+    clock: Any,
+    wake_rotations: Callable[[], None] | None = None,
+) -> Context:
     return Context(
         store=installation.store,
         sealer=installation.sealer,
@@ -82,6 +89,7 @@ def _context(installation: Installation, caller: Caller, clock: Any) -> Context:
         clock=clock,
         token_key=installation.token_key,
         access=caller.access(),
+        wake_rotations=wake_rotations,
     )
 
 
@@ -89,12 +97,18 @@ class SecretsManager:
     """The ``protocol.asgi.Handler`` for the Secrets Manager API."""
 
     def __init__(
-        self, installation: Installation, authenticator: Authenticator, *, clock: Any = time.time
+        self,
+        installation: Installation,
+        authenticator: Authenticator,
+        *,
+        clock: Any = time.time,
+        wake_rotations: Callable[[], None] | None = None,
     ) -> None:
         self.installation = installation
         self.model = ServiceModel.load("secretsmanager")
         self._authenticate = authenticator
         self.clock = clock
+        self.wake_rotations = wake_rotations
 
     def authenticate(self, request: HttpRequest) -> Caller:
         return self._authenticate(request, "secretsmanager")
@@ -109,7 +123,7 @@ class SecretsManager:
         if function is None:
             reason = NOT_YET.get(operation, "it is not supported")
             raise InvalidRequestException(f"Strongroom does not support {operation}: {reason}.")
-        ctx = _context(self.installation, caller, self.clock)
+        ctx = _context(self.installation, caller, self.clock, self.wake_rotations)
         if ctx.access is not None:
             ctx.access.check(ctx, operation, request)
         return Outcome(function(ctx, request), ctx.later)
@@ -160,22 +174,44 @@ class IdentityServices:
         return Outcome(function(ctx, request), ctx.later)
 
 
-def build_app(installation: Installation, *, clock: Any = time.time) -> Frontend:
+def build_app(
+    installation: Installation, *, clock: Any = time.time, endpoint_url: str | None = None
+) -> Frontend:
+    """The ASGI app. ``endpoint_url``: where rotation functions reach this server (default:
+    the host and port of the settings)."""
     authenticator = Authenticator(installation)
-    handler = SecretsManager(installation, authenticator, clock=clock)
+    rotations = RotationEngine(
+        installation.store,
+        installation.sealer,
+        clock=clock,
+        endpoint_url=endpoint_url
+        or _own_url(installation.settings.host, installation.settings.port),
+    )
+    handler = SecretsManager(
+        installation, authenticator, clock=clock, wake_rotations=rotations.wake
+    )
     identity = IdentityServices(installation, authenticator, clock=clock)
     worker = Worker(installation.store, clock=clock)
     stop = threading.Event()
 
     def start() -> None:
         threading.Thread(target=worker.run_forever, args=(stop,), daemon=True).start()
+        threading.Thread(target=rotations.run_forever, args=(stop,), daemon=True).start()
         # Everything loaded so far (the service model, SQLAlchemy's tables, ...) lives as long
         # as the process: keep it out of the collector's full passes, whose pauses otherwise
         # show up as the slowest responses.
         gc.collect()
         gc.freeze()
 
-    return Frontend(handler, on_startup=start, on_shutdown=stop.set, query_handler=identity)
+    frontend = Frontend(handler, on_startup=start, on_shutdown=stop.set, query_handler=identity)
+    frontend.services.update(rotations=rotations, worker=worker)
+    return frontend
+
+
+def _own_url(host: str, port: int) -> str:
+    if host in {"0.0.0.0", "::", ""}:  # noqa: S104 - listening everywhere: call loopback
+        host = "127.0.0.1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def app_from_environment() -> Frontend:

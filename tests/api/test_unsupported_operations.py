@@ -1,4 +1,4 @@
-"""Actions Strongroom does not serve yet (rotation, ListResourcePolicies, replication): each is
+"""Actions Strongroom does not serve yet (ListResourcePolicies, replication): each is
 refused with InvalidRequestException (HTTP 400, so SDKs do not retry) that names the action,
 and nothing about the secret changes."""
 
@@ -11,12 +11,6 @@ LAMBDA = "arn:aws:lambda:us-east-1:123456789012:function:rotate"
 OTHER_SECRET = "arn:aws:secretsmanager:us-west-2:210987654321:secret:elsewhere-AbCdEf"
 
 UNSUPPORTED = {
-    "RotateSecret": lambda c: c.rotate_secret(
-        SecretId="app/db",
-        RotationLambdaARN=LAMBDA,
-        RotationRules={"AutomaticallyAfterDays": 30},
-    ),
-    "CancelRotateSecret": lambda c: c.cancel_rotate_secret(SecretId="app/db"),
     "ListResourcePolicies": lambda c: c.list_resource_policies(SecretId="app/db"),
     "ReplicateSecretToRegions": lambda c: c.replicate_secret_to_regions(
         SecretId="app/db", AddReplicaRegions=[{"Region": "eu-west-1"}]
@@ -82,9 +76,9 @@ def test_the_refused_action_changes_nothing(secret, operation):
 
 
 def test_the_refusal_does_not_depend_on_the_secret_existing(client):
-    code, message = refusal_of(lambda: client.rotate_secret(SecretId="nowhere"))
+    code, message = refusal_of(lambda: client.stop_replication_to_replica(SecretId="nowhere"))
     assert code == "InvalidRequestException"
-    assert "RotateSecret" in message
+    assert "StopReplicationToReplica" in message
 
 
 def test_the_model_still_validates_the_request_first(client):

@@ -63,6 +63,7 @@ class AccessKeys:
                 user_id=row.user_id or row.account_id,  # the root: its account id, as AWS
                 role_arn=row.role_arn,
                 session_name=row.session_name,
+                session_policy=row.session_policy,
             ),
             session_token_sha256=row.session_token_hash,
             expires_at=row.expires_at,

@@ -8,7 +8,12 @@ import click
 from rich.progress import Progress
 
 from strongroom.cli.options import load_settings, setting_options
-from strongroom.crypto.envelope import Sealer, aad_for_access_key, aad_for_version
+from strongroom.crypto.envelope import (
+    Sealer,
+    aad_for_access_key,
+    aad_for_function_env,
+    aad_for_version,
+)
 from strongroom.crypto.keys import add_new_key, load_keyring
 from strongroom.storage import migrate
 from strongroom.storage.sql import SqlStore
@@ -42,6 +47,7 @@ def rotate(**flags: Any) -> None:
         migrate.upgrade(store.engine)
         with store.write() as tx, Progress() as progress:
             keys = tx.access_key_blobs()
+            envs = tx.function_env_blobs()
             task = progress.add_task("re-wrapping data keys", total=None)
             after, done = 0, 0
             while batch := tx.version_blobs(after, BATCH):
@@ -54,10 +60,15 @@ def rotate(**flags: Any) -> None:
             for access_key_id, blob in keys:
                 new = sealer.rewrap(blob, aad_for_access_key(access_key_id))
                 tx.replace_access_key_blob(access_key_id, new, sealer.key_id_of(new))
-            progress.update(task, completed=done + len(keys), total=done + len(keys))
+            for account_id, name, blob in envs:
+                new = sealer.rewrap(blob, aad_for_function_env(account_id, name))
+                tx.replace_function_env_blob(account_id, name, new, sealer.key_id_of(new))
+            total = done + len(keys) + len(envs)
+            progress.update(task, completed=total, total=total)
     finally:
         store.close()
     click.echo(
         f"master key rotated: {keyring.current.key_id} is current; "
-        f"{done} secret versions and {len(keys)} access keys re-wrapped"
+        f"{done} secret versions, {len(keys)} access keys and {len(envs)} function environments "
+        "re-wrapped"
     )

@@ -42,6 +42,7 @@ _MAX_WRAPPED = 0xFFFF
 
 _SECRET_VERSION_DOMAIN = b"strongroom/secret-version/v1"
 _ACCESS_KEY_DOMAIN = b"strongroom/access-key/v1"
+_FUNCTION_ENV_DOMAIN = b"strongroom/function-env/v1"
 
 
 class DecryptError(Exception):
@@ -179,3 +180,8 @@ def aad_for_version(secret_arn: str, version_id: str) -> bytes:
 def aad_for_access_key(access_key_id: str) -> bytes:
     """AAD binding a stored secret access key to its access key id."""
     return _encode(_ACCESS_KEY_DOMAIN, access_key_id)
+
+
+def aad_for_function_env(account_id: str, name: str) -> bytes:
+    """AAD binding a rotation function's environment variables to that function."""
+    return _encode(_FUNCTION_ENV_DOMAIN, account_id, name)

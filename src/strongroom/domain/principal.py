@@ -16,6 +16,8 @@ class Principal:
     user_id: str | None = None
     role_arn: str | None = None  # assumed-role sessions: the role's ARN
     session_name: str | None = None
+    # A rotation function's session: its only identity policy (the secret being rotated).
+    session_policy: str | None = None
 
     @property
     def is_root(self) -> bool:

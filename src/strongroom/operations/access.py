@@ -153,7 +153,10 @@ class Access:
         ``keys`` are the action's own condition keys; the global ones are added here.
         """
         principal = self.principal
-        identity = _identity_policies(tx.identity_policies(principal.arn, principal.user_id))
+        if principal.session_policy is not None:  # a rotation function's credentials
+            identity = _identity_policies([principal.session_policy])
+        else:
+            identity = _identity_policies(tx.identity_policies(principal.arn, principal.user_id))
         all_keys = self._global_keys(tx.principal_tags(principal.arn))
         all_keys.update(keys or {})
         parsed_resource_policy = None

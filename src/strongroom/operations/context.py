@@ -57,6 +57,8 @@ class Context:
     # The caller's authorization (operations.access); None for the account root, which is
     # allowed everything.
     access: Access | None = None
+    # Tells the rotation engine that a rotation was started or cancelled (None: no engine).
+    wake_rotations: Callable[[], None] | None = None
 
     @property
     def partition(self) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from strongroom.operations import lifecycle, listing, passwords, policies, values
+from strongroom.operations import lifecycle, listing, passwords, policies, rotation, values
 from strongroom.operations.context import Context
 
 Operation = Callable[[Context, dict[str, Any]], dict[str, Any]]
@@ -29,6 +29,8 @@ OPERATIONS: dict[str, Operation] = {
     "PutResourcePolicy": policies.put_resource_policy,
     "DeleteResourcePolicy": policies.delete_resource_policy,
     "ValidateResourcePolicy": policies.validate_resource_policy,
+    "RotateSecret": rotation.rotate_secret,
+    "CancelRotateSecret": rotation.cancel_rotate_secret,
 }
 
 # Read-only actions whose work is a few indexed reads: where reads never wait
@@ -47,8 +49,6 @@ READ_ONLY = READ_ONLY_FAST | {
 # Actions in the service model that Strongroom answers with InvalidRequestException (HTTP
 # 400, so SDKs do not retry) and no state change, each with the reason.
 NOT_YET: dict[str, str] = {
-    "RotateSecret": "rotation functions are not supported yet",
-    "CancelRotateSecret": "rotation functions are not supported yet",
     "ListResourcePolicies": "listing the resource policies of many secrets is not supported yet",
     "ReplicateSecretToRegions": "replication to other Regions is not supported",
     "RemoveRegionsFromReplication": "replication to other Regions is not supported",

@@ -8,6 +8,7 @@ from collections.abc import Collection, Mapping
 from strongroom.domain import stages
 from strongroom.errors import LimitExceededException, ResourceExistsException
 from strongroom.operations.context import Context, SecretValue, open_value, seal_value
+from strongroom.operations.schedule import reschedule_after_manual_change
 from strongroom.storage.base import SecretRow, Transaction, VersionRow
 
 # AWS removes deprecated (unlabelled) versions once a secret has more than about 100
@@ -70,6 +71,8 @@ def store_value(
     write_labels(tx, secret, labels, versions)
     prune_versions(tx, secret, labels, versions, now)
     tx.update_secret(secret.pk, last_changed_at=now)
+    if "AWSCURRENT" in labels[token]:
+        reschedule_after_manual_change(tx, secret, now)
     return stages.sorted_stages(labels[token]), True
 
 

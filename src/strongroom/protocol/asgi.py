@@ -131,6 +131,8 @@ class Frontend:
     ) -> None:
         self.handler = handler
         self.query = query_handler
+        # What runs beside the front end (the rotation engine, ...), by name: for tools and tests.
+        self.services: dict[str, Any] = {}
         # Few threads on purpose: writes are serialised anyway and reads are short, so more
         # threads only contend for the GIL (and each keeps its own database connection).
         self.threads = threads

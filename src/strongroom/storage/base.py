@@ -60,6 +60,7 @@ class SecretRow:
     resource_policy: str | None = None
     owning_service: str | None = None
     primary_region: str | None = None
+    rotation_due_at: float | None = None  # when the scheduler starts the next rotation
 
 
 @dataclass(slots=True)
@@ -90,6 +91,54 @@ class AccessKeyRow:
     user_id: str | None = None
     role_arn: str | None = None  # assumed-role sessions: the role's ARN and the session name
     session_name: str | None = None
+    # A rotation function's credentials: their only identity policy (the rotated secret).
+    session_policy: str | None = None
+
+
+@dataclass(slots=True)
+class FunctionRow:
+    """A registered rotation function: exactly one of handler, url, builtin."""
+
+    account_id: str
+    name: str
+    sealed_env: bytes  # JSON object of the --env variables, sealed (crypto.envelope)
+    master_key_id: str
+    timeout: float
+    created_at: float
+    handler: str | None = None  # "path/to/file.py:function"
+    url: str | None = None
+    builtin: str | None = None  # "postgresql-single-user", ...
+    python: str | None = None
+
+
+@dataclass(slots=True)
+class RotationRow:
+    pk: int
+    secret_pk: int
+    version_id: str
+    function_arn: str
+    immediately: bool
+    state: str  # pending | running | succeeded | failed | cancelled
+    created_at: float
+    attempts: int = 0
+    step: str | None = None
+    error: str | None = None
+    next_attempt_at: float | None = None
+    finished_at: float | None = None
+    lease_owner: str | None = None
+    lease_expires_at: float | None = None
+
+
+@dataclass(slots=True)
+class RotationStepRow:
+    rotation_pk: int
+    attempt: int
+    step: str
+    started_at: float
+    duration: float
+    ok: bool
+    error: str | None = None
+    output: str | None = None
 
 
 @dataclass(slots=True)
@@ -297,6 +346,50 @@ class Transaction(Protocol):
         aws:userid) pins the user or role: when given, a user or role deleted and created
         again under the same name since the credentials were issued gives nothing.
         """
+
+    # -- rotation ------------------------------------------------------------------------------
+    def function(self, account_id: str, name: str) -> FunctionRow | None: ...
+    def insert_function(self, row: FunctionRow) -> None:
+        """AlreadyExists when the name is taken."""
+
+    def delete_function(self, account_id: str, name: str) -> bool: ...
+    def functions(self, account_id: str) -> list[FunctionRow]:
+        """By name."""
+
+    def function_env_blobs(self) -> list[tuple[str, str, bytes]]:
+        """(account id, name, sealed env) of every function, for master-key rotation."""
+
+    def replace_function_env_blob(
+        self, account_id: str, name: str, sealed: bytes, key_id: str
+    ) -> None: ...
+    def insert_rotation(self, row: RotationRow) -> int:
+        """The new row's pk; AlreadyExists when the secret has a rotation for that version."""
+
+    def rotation(self, pk: int) -> RotationRow | None: ...
+    def rotation_for_version(self, secret_pk: int, version_id: str) -> RotationRow | None: ...
+    def active_rotation(self, secret_pk: int) -> RotationRow | None:
+        """The secret's pending or running rotation, if any."""
+
+    def update_rotation(self, pk: int, **values: Any) -> None: ...
+    def claim_rotation(self, pk: int, owner: str, now: float, lease_until: float) -> bool:
+        """Take the lease on a pending rotation that is due, or a running one whose lease
+        ran out (its node died); False when another node holds it or it is not due."""
+
+    def claimable_rotations(self, now: float, limit: int) -> list[RotationRow]:
+        """Pending rotations due by ``now`` and running ones whose lease ran out, oldest first."""
+
+    def secret_by_pk(self, pk: int) -> SecretRow | None: ...
+    def secrets_due_for_rotation(self, now: float, limit: int) -> list[SecretRow]:
+        """Rotation enabled and ``rotation_due_at`` reached."""
+
+    def insert_rotation_step(self, row: RotationStepRow) -> None: ...
+    def rotations(
+        self, account_id: str, secret_pk: int | None, limit: int
+    ) -> list[tuple[RotationRow, str]]:
+        """Newest first, each with its secret's ARN."""
+
+    def rotation_steps(self, rotation_pk: int) -> list[RotationStepRow]:
+        """In the order they ran."""
 
     def principal_tags(self, principal_arn: str) -> dict[str, str]:
         """The tags of the user, or of the role of an assumed-role session; {} otherwise."""

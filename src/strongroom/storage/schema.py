@@ -238,3 +238,72 @@ iam_tags = sa.Table(
     sa.Column("value", sa.String(256), nullable=False),
     sa.PrimaryKeyConstraint("owner_id", "key", name="pk_iam_tags"),
 )
+
+# -- Rotation (0003) -----------------------------------------------------------------------------
+# secrets.rotation_due_at: when the scheduler starts the next rotation, a random time inside the
+# window whose start DescribeSecret shows as NextRotationDate. access_keys.session_policy: the
+# only identity policy of a rotation function's temporary credentials (the secret it rotates).
+secrets.append_column(sa.Column("rotation_due_at", sa.Float))
+access_keys.append_column(sa.Column("session_policy", sa.Text))
+
+# Registered rotation functions (`strongroom functions add`): a local handler file, an HTTP
+# endpoint, or a built-in rotator. The environment may hold credentials: sealed like values.
+rotation_functions = sa.Table(
+    "rotation_functions",
+    metadata,
+    sa.Column("account_id", sa.String(12), nullable=False),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("handler", sa.Text),
+    sa.Column("url", sa.Text),
+    sa.Column("builtin", sa.String(64)),
+    sa.Column("sealed_env", sa.LargeBinary, nullable=False),
+    sa.Column("master_key_id", sa.String(64), nullable=False),
+    sa.Column("timeout", sa.Float, nullable=False),
+    sa.Column("python", sa.Text),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.PrimaryKeyConstraint("account_id", "name", name="pk_rotation_functions"),
+)
+
+# One row per rotation (RotateSecret or a scheduled start); its retries are attempts of it.
+rotations = sa.Table(
+    "rotations",
+    metadata,
+    sa.Column("pk", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "secret_pk", sa.Integer, sa.ForeignKey("secrets.pk", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("version_id", sa.String(64), nullable=False),
+    sa.Column("function_arn", sa.String(2048), nullable=False),
+    sa.Column("immediately", sa.Boolean, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),  # pending|running|succeeded|failed|cancelled
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("step", sa.String(16)),  # the step running, or the last one run
+    sa.Column("error", sa.Text),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("next_attempt_at", sa.Float),  # pending rotations: when to (re)start
+    sa.Column("finished_at", sa.Float),
+    # Which server process runs it, until when (a crashed node's rotation is taken over).
+    sa.Column("lease_owner", sa.String(64)),
+    sa.Column("lease_expires_at", sa.Float),
+    sa.UniqueConstraint("secret_pk", "version_id", name="uq_rotations_version"),
+    sa.Index("ix_rotations_state", "state", "next_attempt_at"),
+)
+
+rotation_steps = sa.Table(
+    "rotation_steps",
+    metadata,
+    sa.Column(
+        "rotation_pk",
+        sa.Integer,
+        sa.ForeignKey("rotations.pk", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("step", sa.String(16), nullable=False),
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("duration", sa.Float, nullable=False),
+    sa.Column("ok", sa.Boolean, nullable=False),
+    sa.Column("error", sa.Text),
+    sa.Column("output", sa.Text),  # what the function printed, secret values masked
+    sa.PrimaryKeyConstraint("rotation_pk", "attempt", "step", name="pk_rotation_steps"),
+)

@@ -34,6 +34,7 @@ from strongroom.storage.base import (
 from strongroom.storage.execute import Executor, Result
 from strongroom.storage.filters import SORT_COLUMNS, filter_clause
 from strongroom.storage.iam import IamQueries
+from strongroom.storage.rotation import RotationQueries
 
 _S = schema.secrets
 _V = schema.versions
@@ -66,10 +67,11 @@ def _version(row: Any, stages: list[str] | None = None) -> VersionRow:
     )
 
 
-class SqlTransaction(IamQueries):
+class SqlTransaction(IamQueries, RotationQueries):
     """The ``Transaction`` of ``storage.base`` over one DBAPI connection (``Executor``).
 
-    The IAM methods live in ``storage.iam`` (``IamQueries``).
+    The IAM methods live in ``storage.iam`` (``IamQueries``), the rotation ones in
+    ``storage.rotation`` (``RotationQueries``).
     """
 
     def __init__(self, db: Executor) -> None:
@@ -78,6 +80,9 @@ class SqlTransaction(IamQueries):
 
     def _one(self, statement: Any, **params: Any) -> Any:
         return self.db.execute(statement, params, cache=True).first()
+
+    def _secret_row(self, row: Any) -> SecretRow:
+        return _secret(row)
 
     def _run(self, statement: Any, **params: Any) -> Result:
         return self.db.execute(statement, params, cache=True)

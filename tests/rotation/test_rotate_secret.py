@@ -1,0 +1,388 @@
+"""RotateSecret and CancelRotateSecret end to end: boto3 against the running server, rotation
+functions registered with ``strongroom functions add`` and run by the server's rotation engine
+in processes of their own, calling back into the server with their temporary credentials."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import textwrap
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from tests.api.helpers import refusal
+from tests.conftest import ACCOUNT_ID, Server
+
+from strongroom.cli.main import main as cli
+from strongroom.operations.rotation import CANNOT_INVOKE, NO_FUNCTION, PREVIOUS_INCOMPLETE
+from strongroom.rotation.engine import BACKOFF
+
+pytestmark = pytest.mark.slow
+
+# A rotation function as users write them for AWS: the four steps, boto3 pointed at the
+# endpoint the server hands over. CONTROL is a directory through which the test steers it.
+FUNCTION = textwrap.dedent(
+    """
+    import json, os, pathlib, time
+    import boto3
+
+    CONTROL = pathlib.Path(os.environ["CONTROL"])
+
+    def wait_for(name):
+        deadline = time.monotonic() + 60
+        while not (CONTROL / name).exists():
+            if time.monotonic() > deadline:
+                raise TimeoutError(name)
+            time.sleep(0.05)
+
+    def lambda_handler(event, context):
+        step, arn, token = event["Step"], event["SecretId"], event["ClientRequestToken"]
+        (CONTROL / f"{step}.pid").write_text(str(os.getpid()))
+        sm = boto3.client("secretsmanager", endpoint_url=os.environ["SECRETS_MANAGER_ENDPOINT"])
+        if (CONTROL / f"block-{step}").exists():
+            wait_for(f"release-{step}")
+        if (CONTROL / f"fail-{step}").exists():
+            raise RuntimeError(f"{step} was told to fail")
+        if step == "createSecret":
+            try:
+                sm.get_secret_value(SecretId=arn, VersionId=token, VersionStage="AWSPENDING")
+            except sm.exceptions.ResourceNotFoundException:
+                password = sm.get_random_password(PasswordLength=24)["RandomPassword"]
+                sm.put_secret_value(SecretId=arn, ClientRequestToken=token,
+                                    SecretString=json.dumps({"password": password}),
+                                    VersionStages=["AWSPENDING"])
+            try:
+                sm.get_secret_value(SecretId=os.environ["OTHER_SECRET"])
+                (CONTROL / "other").write_text("read")
+            except sm.exceptions.ClientError as exc:
+                (CONTROL / "other").write_text(exc.response["Error"]["Code"])
+        elif step == "testSecret":
+            seen = sm.get_secret_value(SecretId=arn, VersionId=token, VersionStage="AWSPENDING")
+            (CONTROL / "tested").write_text(seen["SecretString"])
+        elif step == "finishSecret":
+            described = sm.describe_secret(SecretId=arn)
+            current = next(v for v, s in described["VersionIdsToStages"].items()
+                           if "AWSCURRENT" in s)
+            if current != token:
+                sm.update_secret_version_stage(SecretId=arn, VersionStage="AWSCURRENT",
+                                               MoveToVersionId=token, RemoveFromVersionId=current)
+        print(f"{step} done")
+    """
+)
+
+
+@pytest.fixture
+def control(tmp_path: Path) -> Path:
+    path = tmp_path / "control"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def function(server: Server, tmp_path: Path, control: Path, region: str) -> str:
+    """A registered rotation function; its ARN."""
+    handler = tmp_path / "rotate.py"
+    handler.write_text(FUNCTION)
+    name = f"fn-{uuid.uuid4().hex[:8]}"
+    result = CliRunner().invoke(
+        cli,
+        [
+            "functions", "add", name,
+            "--handler", f"{handler}:lambda_handler",
+            "--env", f"CONTROL={control}",
+            "--env", f"OTHER_SECRET=other-{name}",
+            "--timeout", "60",
+            "--python", sys.executable,
+            "--data-dir", str(server.data_dir),
+        ],
+        env={"STRONGROOM_ACCOUNT_ID": ACCOUNT_ID},
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == f"arn:aws:lambda:us-east-1:{ACCOUNT_ID}:function:{name}"
+    return f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{name}"
+
+
+def _stages(client: Any, secret_id: str) -> dict[str, list[str]]:
+    return client.describe_secret(SecretId=secret_id)["VersionIdsToStages"]
+
+
+def _wait(predicate: Any, what: str, timeout: float = 60.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def _rotation(server: Server, version_id: str) -> Any:
+    with server.installation.store.read() as tx:
+        rows = tx.rotations(ACCOUNT_ID, None, 500)
+    return next((row for row, _ in rows if row.version_id == version_id), None)
+
+
+def _settled(server: Server, version_id: str) -> Any:
+    row = _rotation(server, version_id)
+    return row if row is not None and row.state in {"succeeded", "failed", "cancelled"} else None
+
+
+def _engine(server: Server) -> Any:
+    return server.app.services["rotations"]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_rotation_runs_the_four_steps_and_moves_the_labels(client, server, function, control):
+    created = client.create_secret(Name="db/app", SecretString='{"password": "initial"}')
+    (control / "block-createSecret").touch()
+    rotated = client.rotate_secret(SecretId="db/app", RotationLambdaARN=function)
+    token = rotated["VersionId"]
+    assert rotated["ARN"] == created["ARN"]
+    # Before the function runs: rotation on, the empty AWSPENDING version there, no value.
+    described = client.describe_secret(SecretId="db/app")
+    assert described["RotationEnabled"] is True
+    assert described["RotationLambdaARN"] == function
+    assert described["VersionIdsToStages"][token] == ["AWSPENDING"]
+    code, _ = refusal(client.get_secret_value, SecretId="db/app", VersionStage="AWSPENDING")
+    assert code == "ResourceNotFoundException"
+    (control / "release-createSecret").touch()
+
+    row = _wait(lambda: _settled(server, token), "the rotation")
+    assert (row.state, row.attempts, row.error) == ("succeeded", 1, None)
+    stages = _stages(client, "db/app")
+    assert stages[token] == ["AWSCURRENT"]  # AWSPENDING taken off by the server
+    assert stages[created["VersionId"]] == ["AWSPREVIOUS"]
+    value = json.loads(client.get_secret_value(SecretId="db/app")["SecretString"])
+    assert value["password"] != "initial"
+    assert (control / "tested").read_text() == json.dumps(value)
+    described = client.describe_secret(SecretId="db/app")
+    assert "LastRotatedDate" in described
+    # The function's credentials reach only the secret being rotated.
+    assert (control / "other").read_text() == "AccessDeniedException"
+    with server.installation.store.read() as tx:
+        steps = tx.rotation_steps(row.pk)
+    assert [(s.step, s.ok) for s in steps] == [
+        ("createSecret", True),
+        ("setSecret", True),
+        ("testSecret", True),
+        ("finishSecret", True),
+    ]
+    assert steps[0].output.strip() == "createSecret done"
+    # The step that printed the new value shows it masked.
+    assert value["password"] not in "".join(s.output or "" for s in steps)
+
+
+def test_a_second_rotate_reuses_the_stored_function(client, server, function):
+    client.create_secret(Name="db/again", SecretString="v0")
+    first = client.rotate_secret(SecretId="db/again", RotationLambdaARN=function)
+    _wait(lambda: _settled(server, first["VersionId"]), "the first rotation")
+    second = client.rotate_secret(SecretId="db/again")
+    row = _wait(lambda: _settled(server, second["VersionId"]), "the second rotation")
+    assert row.state == "succeeded"
+    stages = _stages(client, "db/again")
+    assert stages[second["VersionId"]] == ["AWSCURRENT"]
+    assert stages[first["VersionId"]] == ["AWSPREVIOUS"]
+
+
+def test_refusals_store_nothing(client, server, function):
+    client.create_secret(Name="db/none", SecretString="v0")
+    assert refusal(client.rotate_secret, SecretId="db/none") == (
+        "InvalidRequestException",
+        NO_FUNCTION,
+    )
+    unknown = function.rsplit(":", 1)[0] + ":no-such-function"
+    assert refusal(client.rotate_secret, SecretId="db/none", RotationLambdaARN=unknown) == (
+        "AccessDeniedException",
+        CANNOT_INVOKE,
+    )
+    described = client.describe_secret(SecretId="db/none")
+    assert "RotationEnabled" not in described
+    assert "RotationLambdaARN" not in described
+    assert len(described["VersionIdsToStages"]) == 1
+    client.delete_secret(SecretId="db/none")
+    code, _ = refusal(client.rotate_secret, SecretId="db/none", RotationLambdaARN=function)
+    assert code == "InvalidRequestException"
+
+
+def test_cancel_stops_a_rotation_in_progress(client, server, function, control):
+    created = client.create_secret(Name="db/cancel", SecretString="v0")
+    (control / "block-setSecret").touch()
+    token = client.rotate_secret(SecretId="db/cancel", RotationLambdaARN=function)["VersionId"]
+    pid = int(_wait(lambda: _read(control / "setSecret.pid"), "setSecret to start"))
+    assert _alive(pid)
+
+    cancelled = client.cancel_rotate_secret(SecretId="db/cancel")
+    assert cancelled["VersionId"] == token
+    assert cancelled["Name"] == "db/cancel"
+    _wait(lambda: not _alive(pid), "the function's process to be killed", timeout=10)
+    assert _rotation(server, token).state == "cancelled"
+    described = client.describe_secret(SecretId="db/cancel")
+    assert described["RotationEnabled"] is False
+    assert described["RotationLambdaARN"] == function  # kept, as the seed says
+    assert "NextRotationDate" not in described
+    stages = described["VersionIdsToStages"]
+    assert stages[token] == ["AWSPENDING"]  # left where it is
+    assert stages[created["VersionId"]] == ["AWSCURRENT"]
+    assert not (control / "testSecret.pid").exists()
+
+    # Blocked until the user removes AWSPENDING, as AWS.
+    assert refusal(client.rotate_secret, SecretId="db/cancel") == (
+        "InvalidRequestException",
+        PREVIOUS_INCOMPLETE,
+    )
+    client.update_secret_version_stage(
+        SecretId="db/cancel", VersionStage="AWSPENDING", RemoveFromVersionId=token
+    )
+    (control / "block-setSecret").unlink()
+    again = client.rotate_secret(SecretId="db/cancel")
+    row = _wait(lambda: _settled(server, again["VersionId"]), "the rotation after cancelling")
+    assert row.state == "succeeded"
+
+
+def test_a_failing_step_is_retried_with_backoff_then_given_up(
+    client, server, function, control, clock
+):
+    created = client.create_secret(Name="db/fails", SecretString="v0")
+    (control / "fail-testSecret").touch()
+    token = client.rotate_secret(SecretId="db/fails", RotationLambdaARN=function)["VersionId"]
+    engine = _engine(server)
+    for attempt, delay in enumerate((*BACKOFF, None), start=1):
+        row = _wait(
+            lambda n=attempt: (
+                (r := _rotation(server, token))
+                and r.attempts == n
+                and r.state in {"pending", "failed"}
+                and r
+            ),
+            f"attempt {attempt} to end",
+        )
+        assert "testSecret failed: RuntimeError: testSecret was told to fail" in row.error
+        stages = _stages(client, "db/fails")
+        assert stages[created["VersionId"]] == ["AWSCURRENT"]  # untouched
+        assert stages[token] == ["AWSPENDING"]  # stays
+        if delay is None:
+            assert row.state == "failed"
+            break
+        assert row.state == "pending"
+        clock.advance(delay)
+        engine.wake()
+    with server.installation.store.read() as tx:
+        steps = tx.rotation_steps(row.pk)
+    assert [(s.attempt, s.step, s.ok) for s in steps if s.step == "testSecret"] == [
+        (1, "testSecret", False),
+        (2, "testSecret", False),
+        (3, "testSecret", False),
+    ]
+
+
+def test_rotate_immediately_false_only_tests_a_copy(client, server, function, control):
+    created = client.create_secret(Name="db/test-only", SecretString="keep-me")
+    token = client.rotate_secret(
+        SecretId="db/test-only", RotationLambdaARN=function, RotateImmediately=False
+    )["VersionId"]
+    row = _wait(lambda: _settled(server, token), "the test-only rotation")
+    assert row.state == "succeeded"
+    assert (control / "tested").read_text() == "keep-me"
+    assert not (control / "createSecret.pid").exists()
+    stages = _stages(client, "db/test-only")
+    assert stages == {created["VersionId"]: ["AWSCURRENT"]}
+    described = client.describe_secret(SecretId="db/test-only")
+    assert described["RotationEnabled"] is True
+    assert "LastRotatedDate" not in described
+
+
+def test_a_timed_out_step_is_killed(server, client, tmp_path, region):
+    handler = tmp_path / "slow.py"
+    handler.write_text("import time\ndef lambda_handler(event, context):\n    time.sleep(60)\n")
+    name = f"slow-{uuid.uuid4().hex[:8]}"
+    result = CliRunner().invoke(
+        cli,
+        ["functions", "add", name, "--handler", f"{handler}:lambda_handler", "--timeout", "1",
+         "--data-dir", str(server.data_dir)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    client.create_secret(Name="db/slow", SecretString="v0")
+    arn = f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{name}"
+    token = client.rotate_secret(SecretId="db/slow", RotationLambdaARN=arn)["VersionId"]
+    row = _wait(lambda: (r := _rotation(server, token)) and r.attempts == 1 and r.error and r,
+                "the first attempt to time out")  # fmt: skip
+    assert "timed out" in row.error
+
+
+def test_schedule_starts_rotations_when_due(client, server, function, clock):
+    client.create_secret(Name="db/scheduled", SecretString="v0")
+    first = client.rotate_secret(
+        SecretId="db/scheduled",
+        RotationLambdaARN=function,
+        RotationRules={"AutomaticallyAfterDays": 2},
+    )
+    _wait(lambda: _settled(server, first["VersionId"]), "the first rotation")
+    described = client.describe_secret(SecretId="db/scheduled")
+    assert described["RotationRules"] == {"AutomaticallyAfterDays": 2}
+    next_date = described["NextRotationDate"].timestamp()
+    assert 86_400 < next_date - time.time() <= 3 * 86_400
+
+    clock.advance(3 * 86_400)
+    _engine(server).wake()
+    later = _wait(
+        lambda: (
+            (v := client.describe_secret(SecretId="db/scheduled"))["LastRotatedDate"]
+            > described["LastRotatedDate"]
+            and v
+        ),
+        "the scheduled rotation",
+    )
+    current = [v for v, s in later["VersionIdsToStages"].items() if "AWSCURRENT" in s]
+    assert current != [first["VersionId"]]
+    assert later["NextRotationDate"] > described["NextRotationDate"]
+
+
+def test_functions_cli_lists_and_removes(server, function):
+    name = function.rsplit(":", 1)[1]
+    runner = CliRunner()
+    listed = runner.invoke(cli, ["functions", "list", "--data-dir", str(server.data_dir)])
+    assert listed.exit_code == 0
+    assert name in listed.output
+    removed = runner.invoke(cli, ["functions", "remove", name, "--data-dir", str(server.data_dir)])
+    assert removed.exit_code == 0
+    again = runner.invoke(cli, ["functions", "remove", name, "--data-dir", str(server.data_dir)])
+    assert again.exit_code != 0
+
+
+def test_rotations_cli_shows_attempts_and_errors(client, server, function, control, region):
+    client.create_secret(Name="db/listed", SecretString="v0")
+    (control / "fail-setSecret").touch()
+    token = client.rotate_secret(SecretId="db/listed", RotationLambdaARN=function)["VersionId"]
+    _wait(lambda: (r := _rotation(server, token)) and r.attempts == 1 and r.error, "a failure")
+    result = CliRunner().invoke(
+        cli,
+        ["rotations", "list", "--secret", "db/listed", "--region", region, "--output", "json",
+         "--data-dir", str(server.data_dir)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.output.splitlines()[0])
+    assert record["version_id"] == token
+    assert [(s["step"], s["ok"]) for s in record["steps"]] == [
+        ("createSecret", True),
+        ("setSecret", False),
+    ]
+    assert "setSecret was told to fail" in record["steps"][1]["error"]
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text() or None
+    except FileNotFoundError:
+        return None
