@@ -386,3 +386,104 @@ def _read(path: Path) -> str | None:
         return path.read_text() or None
     except FileNotFoundError:
         return None
+
+
+@pytest.mark.parametrize(
+    ("rules", "expected"),
+    [
+        ({"AutomaticallyAfterDays": 5, "ScheduleExpression": "rate(10 days)"}, "InvalidParameter"),
+        ({"ScheduleExpression": "rate(2 hours)"}, "InvalidParameter"),
+        ({"ScheduleExpression": "cron(15 10 * * ? *)"}, "InvalidParameter"),
+        ({"AutomaticallyAfterDays": 1001}, "Validation"),  # the model's range, checked first
+    ],
+)
+def test_invalid_rules_are_refused_and_store_nothing(client, function, rules, expected):
+    client.create_secret(Name="db/rules", SecretString="v0")
+    code, _ = refusal(
+        client.rotate_secret, SecretId="db/rules", RotationLambdaARN=function, RotationRules=rules
+    )
+    assert code == f"{expected}Exception"
+    described = client.describe_secret(SecretId="db/rules")
+    assert "RotationEnabled" not in described
+    assert len(described["VersionIdsToStages"]) == 1
+
+
+def test_a_manual_update_counts_as_a_rotation_for_automatically_after_days(
+    client, server, function, clock
+):
+    client.create_secret(Name="db/manual", SecretString="v0")
+    first = client.rotate_secret(
+        SecretId="db/manual",
+        RotationLambdaARN=function,
+        RotationRules={"AutomaticallyAfterDays": 3},
+    )
+    _wait(lambda: _settled(server, first["VersionId"]), "the rotation")
+    before = client.describe_secret(SecretId="db/manual")["NextRotationDate"]
+    clock.advance(2 * 86_400)
+    client.put_secret_value(SecretId="db/manual", SecretString="set by hand")
+    after = client.describe_secret(SecretId="db/manual")["NextRotationDate"]
+    assert (after - before).total_seconds() >= 86_400  # three days from the manual update
+
+
+def test_an_http_function_rotates(client, server, region):
+    """A rotation function in another language is an HTTP endpoint: POST the event, 2xx."""
+    import http.server  # noqa: PLC0415
+    import threading  # noqa: PLC0415
+
+    import boto3  # noqa: PLC0415
+    from tests.conftest import ROOT_KEY_ID, ROOT_SECRET  # noqa: PLC0415
+
+    sm = boto3.client(
+        "secretsmanager",
+        endpoint_url=server.url,
+        region_name=region,
+        aws_access_key_id=ROOT_KEY_ID,
+        aws_secret_access_key=ROOT_SECRET,
+    )
+    seen: list[str] = []
+
+    class Rotator(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            event = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            seen.append(event["Step"])
+            arn, token = event["SecretId"], event["ClientRequestToken"]
+            if event["Step"] == "createSecret":
+                sm.put_secret_value(
+                    SecretId=arn,
+                    ClientRequestToken=token,
+                    SecretString="from-http",
+                    VersionStages=["AWSPENDING"],
+                )
+            elif event["Step"] == "finishSecret":
+                stages = sm.describe_secret(SecretId=arn)["VersionIdsToStages"]
+                current = next(v for v, s in stages.items() if "AWSCURRENT" in s)
+                sm.update_secret_version_stage(
+                    SecretId=arn,
+                    VersionStage="AWSCURRENT",
+                    MoveToVersionId=token,
+                    RemoveFromVersionId=current,
+                )
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Rotator)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        name = f"http-{uuid.uuid4().hex[:8]}"
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/rotate"
+        result = CliRunner().invoke(
+            cli, ["functions", "add", name, "--url", url, "--data-dir", str(server.data_dir)]
+        )
+        assert result.exit_code == 0, result.output
+        client.create_secret(Name="db/http", SecretString="v0")
+        arn = f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{name}"
+        token = client.rotate_secret(SecretId="db/http", RotationLambdaARN=arn)["VersionId"]
+        row = _wait(lambda: _settled(server, token), "the HTTP rotation")
+    finally:
+        httpd.shutdown()
+    assert row.state == "succeeded"
+    assert seen == ["createSecret", "setSecret", "testSecret", "finishSecret"]
+    assert client.get_secret_value(SecretId="db/http")["SecretString"] == "from-http"
