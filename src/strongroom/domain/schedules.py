@@ -31,11 +31,6 @@ from datetime import UTC, datetime
 from itertools import pairwise
 from typing import Any
 
-from croniter import (  # type: ignore[import-untyped]  # croniter ships no type information
-    CroniterError,
-    croniter,
-)
-
 from strongroom.errors import InvalidParameterException
 
 HOUR = 3600
@@ -120,6 +115,8 @@ class RotationSchedule:
         return start, self._close(start, default=HOUR, following=start + every * HOUR)
 
     def _cron_window(self, after: float) -> tuple[float, float]:
+        from croniter import croniter  # type: ignore[import-untyped]  # noqa: PLC0415 - see _parse_cron
+
         expression, hours = _parse_cron(self.expression or "")
         matches = croniter(
             expression,
@@ -254,6 +251,10 @@ def _parse_cron(expression: str) -> tuple[str, list[int]]:
     day_of_month = "*" if day_of_month == "?" else day_of_month
     weekdays = ",".join(_cron_weekday_item(item) for item in day_of_week.split(","))
     converted = f"0 {hours} {day_of_month} {month} {weekdays}"
+    # Imported here: most secrets never use cron(), and croniter (with dateutil) costs every
+    # server process a few MiB. It ships no type information.
+    from croniter import CroniterError, croniter  # noqa: PLC0415
+
     try:
         probe = croniter(converted, _PROBE, max_years_between_matches=_MAX_YEARS)
         probe.get_next(float)  # a day that never comes (30 February) is no schedule

@@ -67,6 +67,10 @@ MAX_ATTEMPTS = 3  # AWS retries a failed rotation a few times, then waits for th
 BACKOFF = (60.0, 300.0)  # seconds before the 2nd and 3rd attempt
 LEASE = 60.0  # renewed at every step; a step longer than this renews it as it starts
 MAX_OUTPUT = 64 * 1024
+# Due secrets looked at per tick: deleted or disabled ones keep their due time (a restore
+# brings them back), so the batch is larger than the starts a tick makes.
+SCHEDULE_BATCH = 500
+CANCEL_POLL = 0.5  # seconds between looks for cancellations while rotations run
 BUILTIN_DIR = "strongroom.rotators"
 _SECRET_KEY_WORDS = ("password", "secret", "token", "key")
 _MASK_MIN, _MASK_ANY = 4, 16  # shortest value masked; length from which any value is
@@ -105,7 +109,11 @@ class RotationEngine:
                 self.tick()
             except Exception:
                 logger.exception("rotation engine tick failed")  # the next tick retries
-            self._wake.wait(self.interval)
+            # While a rotation runs here, look often: a CancelRotateSecret served by another
+            # process reaches this one only through the database.
+            with self._lock:
+                busy = bool(self._running)
+            self._wake.wait(CANCEL_POLL if busy else self.interval)
             self._wake.clear()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
@@ -115,23 +123,11 @@ class RotationEngine:
         self._notice_cancellations()
         self._claim_due()
 
-    def run_pending_now(self) -> None:
-        """Run every due rotation to completion in this thread (tests, the CLI)."""
-        self.start_scheduled()
-        now = self.clock()
-        with self.store.read() as tx:
-            due = tx.claimable_rotations(now, 100)
-        for row in due:
-            with self.store.write() as tx:
-                claimed = tx.claim_rotation(row.pk, self.node, now, now + LEASE)
-            if claimed:
-                self._run(row.pk)
-
     # -- scheduling ------------------------------------------------------------------------------
     def start_scheduled(self) -> int:
         now = self.clock()
         with self.store.read() as tx:
-            due = tx.secrets_due_for_rotation(now, 50)
+            due = tx.secrets_due_for_rotation(now, SCHEDULE_BATCH)
         started = 0
         for secret in due:
             try:

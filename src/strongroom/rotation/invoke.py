@@ -37,9 +37,11 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
-import httpx
+if TYPE_CHECKING:
+    import httpx
+
 
 HOST = Path(__file__).with_name("host.py")
 OUTPUT_LIMIT = 64 * 1024
@@ -396,6 +398,8 @@ def _post(spec: FunctionSpec, url: str, call: Invocation, outcome: _Outcome) -> 
     """POST the event; follow redirects only to the same origin, and only as a POST (307/308)."""
     headers = {"Content-Type": "application/json", "X-Strongroom-Function-Arn": call.function_arn}
     body = json.dumps(dict(call.event)).encode()
+    import httpx  # noqa: PLC0415 - ~8 MiB per server process, needed only by HTTP functions
+
     try:
         with httpx.Client(timeout=spec.timeout, follow_redirects=False) as client:
             request = client.build_request("POST", url, content=body, headers=headers)

@@ -145,18 +145,17 @@ class RotationQueries:
         return None if row is None else self._secret_row(row)
 
     def secrets_due_for_rotation(self, now: float, limit: int) -> list[SecretRow]:
+        # Only rotation_due_at in the WHERE clause, so that its index serves the query (with
+        # deletion_date there, SQLite picks that index and scans every live secret); the
+        # scheduler re-checks the rest under the secret's lock.
         rows = self.db.execute(
             sa.select(_S)
-            .where(
-                _S.c.rotation_enabled.is_(True),
-                _S.c.rotation_due_at.is_not(None),
-                _S.c.rotation_due_at <= now,
-                _S.c.deletion_date.is_(None),
-            )
+            .where(_S.c.rotation_due_at <= now)
             .order_by(_S.c.rotation_due_at)
             .limit(limit)
         )
-        return [self._secret_row(row) for row in rows]
+        secrets = [self._secret_row(row) for row in rows]
+        return [s for s in secrets if s.rotation_enabled and s.deletion_date is None]
 
     def insert_rotation_step(self, row: RotationStepRow) -> None:
         values = {c.name: getattr(row, c.name) for c in _RS.columns}

@@ -244,6 +244,9 @@ iam_tags = sa.Table(
 # window whose start DescribeSecret shows as NextRotationDate. access_keys.session_policy: the
 # only identity policy of a rotation function's temporary credentials (the secret it rotates).
 secrets.append_column(sa.Column("rotation_due_at", sa.Float))
+# Every server process asks "which rotations are due?" every few seconds: an index, so that
+# the question costs nothing however many secrets there are.
+sa.Index("ix_secrets_rotation_due", secrets.c.rotation_due_at)
 access_keys.append_column(sa.Column("session_policy", sa.Text))
 
 # Registered rotation functions (`strongroom functions add`): a local handler file, an HTTP

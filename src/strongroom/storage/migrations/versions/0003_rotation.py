@@ -15,6 +15,7 @@ down_revision = "0002"
 def upgrade() -> None:
     # ADD COLUMN of nullable columns without defaults: no table rebuild on SQLite.
     op.add_column("secrets", sa.Column("rotation_due_at", sa.Float))
+    op.create_index("ix_secrets_rotation_due", "secrets", ["rotation_due_at"])
     op.add_column("access_keys", sa.Column("session_policy", sa.Text))
     op.create_table(
         "rotation_functions",
