@@ -12,6 +12,7 @@ import click
 import uvicorn
 
 from strongroom import __version__
+from strongroom.cli.copy import copy_command
 from strongroom.cli.functions import functions, rotations
 from strongroom.cli.keys import master_key
 from strongroom.cli.options import load_settings, setting_options
@@ -151,3 +152,4 @@ def migrate_command(**flags: Any) -> None:
 main.add_command(master_key)
 main.add_command(functions)
 main.add_command(rotations)
+main.add_command(copy_command)
