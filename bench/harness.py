@@ -32,7 +32,8 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -105,13 +106,7 @@ class Server:
 
     def cpu_seconds(self) -> float:
         """User + system CPU time of the server's processes, all threads."""
-        ticks = 0
-        for pid in self.processes():
-            with contextlib.suppress(OSError):
-                stat = Path(f"/proc/{pid}/stat").read_text()
-                fields = stat[stat.rindex(")") + 2 :].split()
-                ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
-        return ticks / os.sysconf("SC_CLK_TCK")
+        return process_cpu_seconds(self.processes())
 
     def memory_mb(self) -> tuple[float, float]:
         """(VmRSS, VmHWM) in MiB, summed over the server's processes: now, and the peaks."""
@@ -175,22 +170,50 @@ def _spawn(name: str, argv: list[str], workdir: Path, env: dict[str, str]) -> Se
 
 
 def start_strongroom(
-    workdir: Path, *, data_dir: Path | None = None, extra_args: Sequence[str] = ()
+    workdir: Path,
+    *,
+    data_dir: Path | None = None,
+    extra_args: Sequence[str] = (),
+    env: dict[str, str] | None = None,
+    name: str = "strongroom",
 ) -> Server:
+    """``strongroom serve`` on a free port. ``env`` adds ``STRONGROOM_*`` settings (a database
+    URL goes there rather than into argv, where ``ps`` would show its password); ``name``
+    labels the server in tables and names its log file, so give each node its own."""
     exe = VENV_BIN / "strongroom"
     if not exe.exists():
         raise BenchError(f"{exe} not found: install Strongroom with `.venv/bin/pip install -e .`")
     data_dir = data_dir or workdir / "strongroom-data"
-    env = _clean_env() | {
-        "STRONGROOM_ROOT_ACCESS_KEY_ID": ROOT_KEY_ID,
-        "STRONGROOM_ROOT_SECRET_ACCESS_KEY": ROOT_SECRET,
-    }
+    environ = (
+        _clean_env()
+        | {
+            "STRONGROOM_ROOT_ACCESS_KEY_ID": ROOT_KEY_ID,
+            "STRONGROOM_ROOT_SECRET_ACCESS_KEY": ROOT_SECRET,
+        }
+        | (env or {})
+    )
     port = free_port()
     argv = [str(exe), "serve", "--host", HOST, "--port", str(port), "--data-dir", str(data_dir)]
     argv += ["--account-id", ACCOUNT_ID, *extra_args]
-    server = _spawn("strongroom", argv, workdir, env)
+    server = _spawn(name, argv, workdir, environ)
     _ready_or_stop(server)
     return server
+
+
+def run_strongroom_command(argv: Sequence[str], env: dict[str, str], timeout: float = 120.0) -> str:
+    """Run ``strongroom <argv>`` (e.g. ``migrate``) with ``env`` added; its output, or raise."""
+    exe = VENV_BIN / "strongroom"
+    done = subprocess.run(
+        [str(exe), *argv],
+        env=_clean_env() | env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise BenchError(f"strongroom {' '.join(argv)} failed:\n{done.stdout}\n{done.stderr}")
+    return done.stdout.strip()
 
 
 def start_moto(workdir: Path) -> Server:
@@ -455,6 +478,7 @@ class LoadResult:
     offered_rps: float | None = None
     lag_p99_ms: float | None = None
     behind: int = 0  # requests sent over one interval late: their previous answer came late
+    db_cpu: float | None = None  # the database server's CPU for this load, where measured
 
     @property
     def rps(self) -> float:
@@ -518,6 +542,85 @@ def run_load(
     return result
 
 
+def run_load_together(
+    loads: Sequence[tuple[Server, Sequence[bytes]]],
+    *,
+    connections: int,
+    duration: float,
+    workdir: Path,
+    client: str = "wrk",
+    threads: int = 1,
+    db_cpu_seconds: Callable[[], float] | None = None,
+) -> tuple[LoadResult, list[LoadResult]]:
+    """Closed-loop load on several servers at once: one client per server, all started
+    together, each replaying its own requests (signed for its port) over ``connections``.
+
+    Returns (combined, per server). wrk takes one URL, hence one client process per server.
+    Combined: requests and errors summed; the rate is the sum of the clients' rates (each
+    over its own measured duration, which differ by a few ms); p50 and p99 are the worst
+    server's. A percentile of two merged samples lies between the two samples' percentiles
+    (at least 99% of each is <= the larger p99, so 99% of the union is), so the worse one
+    is an upper bound that never flatters; the exact merged figure would need wrk's whole
+    histograms. ``db_cpu_seconds`` (cumulative CPU seconds of the database server, where
+    it can be read) makes the database's share show apart from "other".
+    """
+    for server, raws in loads:
+        server.check_alive()
+        if not raws:
+            raise BenchError(f"no requests for {server.name}")
+    cpu0 = [server.cpu_seconds() for server, _ in loads]
+    child0, busy0 = _children_cpu(), system_busy_seconds()
+    db0 = db_cpu_seconds() if db_cpu_seconds is not None else 0.0
+    wall0 = time.perf_counter()
+
+    def one(server: Server, raws: Sequence[bytes]) -> LoadResult:
+        count = max(1, min(threads, connections, len(raws)))
+        if client == "wrk":
+            return _run_wrk(
+                server.port, raws, connections, duration, threads=count, workdir=workdir
+            )
+        return _run_asyncio(server.port, raws, connections, duration, max(count, 1))
+
+    with ThreadPoolExecutor(max_workers=len(loads)) as pool:
+        futures = [pool.submit(one, server, raws) for server, raws in loads]
+        per = [future.result() for future in futures]
+    wall = time.perf_counter() - wall0
+    for (server, _), result, start in zip(loads, per, cpu0, strict=True):
+        result.server_cpu = (server.cpu_seconds() - start) / wall
+        server.check_alive()
+    rates = sum(r.rps for r in per)
+    total = sum(r.requests for r in per)
+    combined = LoadResult(
+        requests=total,
+        seconds=total / rates if rates else max(r.seconds for r in per),
+        p50_ms=max(r.p50_ms for r in per),
+        p99_ms=max(r.p99_ms for r in per),
+        errors=sum(r.errors for r in per),
+        wraps=sum(r.wraps for r in per),
+        server_cpu=sum(r.server_cpu for r in per),
+        client_cpu=(_children_cpu() - child0) / wall,
+        client=f"{len(per)} x {per[0].client}",
+    )
+    busy = (system_busy_seconds() - busy0) / wall
+    if db_cpu_seconds is not None:
+        combined.db_cpu = (db_cpu_seconds() - db0) / wall
+    combined.other_cpu = max(
+        0.0, busy - combined.server_cpu - combined.client_cpu - (combined.db_cpu or 0.0)
+    )
+    return combined, per
+
+
+def process_cpu_seconds(pids: Sequence[int]) -> float:
+    """User + system CPU seconds of ``pids`` (gone or unreadable ones count 0)."""
+    ticks = 0
+    for pid in pids:
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            fields = stat[stat.rindex(")") + 2 :].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def _run_wrk(
     port: int,
     raws: Sequence[bytes],
@@ -528,7 +631,7 @@ def _run_wrk(
     workdir: Path,
     rate: float | None = None,
 ) -> LoadResult:
-    path = workdir / "requests.bin"
+    path = workdir / f"requests-{port}.bin"  # one file per server: loads may run side by side
     with path.open("wb") as handle:
         for raw in raws:
             if b"\0" in raw:

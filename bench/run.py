@@ -52,6 +52,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,12 @@ PUTS_PER_SECRET = 90  # AWS allows about 100 versions per secret; stay well unde
 SAMPLE_SEED = 20261128
 BUSY_OTHER = 0.25  # cores of other work beyond which a row is marked as disturbed
 RATE_MET = 0.97  # a paced run served its offered rate if it achieved this share of it
+# PostgreSQL mode: the admin URL a fresh database is made (and dropped) through.
+DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
+PG_ONE, PG_TWO = "pg 1 node", "pg 2 nodes"  # the server column of the PostgreSQL rows
+STRONGROOM_SERVERS = ("strongroom", PG_ONE, PG_TWO)  # rows that get a ratio to moto
+PG_GET_SHARE = 0.70  # target: GetSecretValue on PostgreSQL >= 70% of SQLite's, one node each
+PG_PUT_RATE = 500  # target: PutSecretValue on PostgreSQL, requests/s
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "strongroom-bench"
 
 
@@ -88,6 +95,7 @@ class Row:
     note: str = ""
     offered_rps: float | None = None  # paced rows: the rate the client offered
     lag_p99_ms: float | None = None  # paced rows: p99 of how late requests went out
+    db_cpu: float | None = None  # PostgreSQL rows: the database backends' CPU (1.00 = one core)
 
     @classmethod
     def of(
@@ -227,8 +235,7 @@ class Bench:
         """GetSecretValue, PutSecretValue, ListSecrets against a server holding ``secrets``."""
         c, duration, warmup = self.args.connections, self.args.duration, self.args.warmup
         signer = h.Signer(server.port)
-        indexes = list(range(secrets))
-        random.Random(SAMPLE_SEED + secrets).shuffle(indexes)  # the same for every server
+        indexes = self.sample(secrets)
 
         # GetSecretValue over a fixed sample. Each is sent once first: that checks they all
         # succeed, and takes the once-a-day LastAccessedDate write out of the measurement.
@@ -301,6 +308,118 @@ class Bench:
             server.stop()
             shutil.rmtree(data_dir, ignore_errors=True)
 
+    # -- PostgreSQL: one node, then two nodes on the same database ------------------------
+
+    def postgres(self, secrets: int) -> None:
+        """GetSecretValue and PutSecretValue on a fresh PostgreSQL database: one node (as
+        many --workers as the SQLite rows, so the two compare like for like), then two
+        nodes of --workers 1 each, deployed as docs/deploy.md says: the schema migrated
+        once before any node starts, the same master key file and root key on both."""
+        database = BenchDatabase(self.args.postgres)
+        print(f"PostgreSQL ({database.where}): database {database.name}", flush=True)
+        env = {"STRONGROOM_DATABASE_URL": database.url}
+        dirs = [self.workdir / f"pg-node-{n}" for n in (1, 2)]
+        nodes: list[h.Server] = []
+        try:
+            migrated = h.run_strongroom_command(["migrate", "--data-dir", str(dirs[0])], env)
+            print(f"  strongroom migrate: {migrated}", flush=True)
+            workers = ["--workers", str(self.args.workers)]
+            nodes.append(self.pg_node(1, dirs[0], env, workers))
+            self.seed_api(nodes[0], secrets)
+            puts = Puts(self.sample(secrets)[: max(GET_SAMPLE, 5000)])  # shared by both runs
+            self.pg_suite(nodes, PG_ONE, secrets, puts, database)
+            nodes.pop().stop()
+            # The second node gets the first one's key file, as an operator would copy it.
+            dirs[1].mkdir(mode=0o700)
+            shutil.copy2(dirs[0] / "master.key", dirs[1] / "master.key")
+            nodes.extend(self.pg_node(n, dirs[n - 1], env, ["--workers", "1"]) for n in (1, 2))
+            self.pg_suite(nodes, PG_TWO, secrets, puts, database)
+        finally:
+            for node in nodes:
+                h.kill_quietly(node)
+            database.drop()
+
+    def pg_node(
+        self, number: int, data_dir: Path, env: dict[str, str], args: list[str]
+    ) -> h.Server:
+        node = h.start_strongroom(
+            self.workdir, data_dir=data_dir, extra_args=args, env=env, name=f"pg-node-{number}"
+        )
+        try:
+            check_signatures_enforced(node)
+        except h.BenchError:
+            node.stop()
+            raise
+        return node
+
+    def sample(self, secrets: int) -> list[int]:
+        """Secret indexes in the order the suites use them: the same for every server."""
+        indexes = list(range(secrets))
+        random.Random(SAMPLE_SEED + secrets).shuffle(indexes)
+        return indexes
+
+    def together(
+        self,
+        loads: list[tuple[h.Server, list[bytes]]],
+        duration: float,
+        database: BenchDatabase,
+    ) -> tuple[h.LoadResult, list[h.LoadResult]]:
+        """Closed loop on every node at once, --connections split evenly between them."""
+        return h.run_load_together(
+            loads,
+            connections=max(1, self.args.connections // len(loads)),
+            duration=duration,
+            workdir=self.workdir,
+            client=self.client,
+            threads=self.args.threads,
+            db_cpu_seconds=database.cpu_seconds,
+        )
+
+    def pg_suite(
+        self, nodes: list[h.Server], label: str, secrets: int, puts: Puts, database: BenchDatabase
+    ) -> None:
+        c, duration, warmup = self.args.connections, self.args.duration, self.args.warmup
+        signers = [(node, h.Signer(node.port)) for node in nodes]  # a signature covers the port
+
+        # GetSecretValue over the sample the SQLite rows read. The first read of each does
+        # the once-a-day LastAccessedDate write: done here once, as the database is shared.
+        items = [(GET, {"SecretId": h.secret_name(i)}) for i in self.sample(secrets)[:GET_SAMPLE]]
+        report = h.send_each(nodes[0].port, items, connections=c)
+        if not report.ok:
+            raise h.BenchError(f"GetSecretValue on {label}: {report.statuses} {report.errors}")
+        loads = [(node, [s.sign(*item) for item in items]) for node, s in signers]
+        self.together(loads, warmup, database)
+        self.record_nodes(GET, label, secrets, *self.together(loads, duration, database))
+
+        # PutSecretValue: every request a new version, the nodes on disjoint request lists
+        # (though often the same secrets: they contend for a secret's row lock as clients
+        # of a real deployment would).
+        share = min(2000, puts.left) // len(nodes)
+        loads = [(node, [s.sign(*h.put_item(n)) for n in puts.take(share)]) for node, s in signers]
+        estimate = self.together(loads, warmup, database)[0].rps
+        share = (math.ceil(max(estimate, 300) * duration * 3) + 4 * c) // len(nodes)
+        loads = [(node, [s.sign(*h.put_item(n)) for n in puts.take(share)]) for node, s in signers]
+        self.record_nodes(PUT, label, secrets, *self.together(loads, duration, database))
+
+    def record_nodes(
+        self,
+        operation: str,
+        label: str,
+        secrets: int,
+        result: h.LoadResult,
+        each: list[h.LoadResult],
+    ) -> None:
+        row = Row.of(operation, label, secrets, self.args.connections, result)
+        row.db_cpu = result.db_cpu
+        if len(each) > 1:
+            rates = " + ".join(f"{r.rps:,.0f}" for r in each)
+            p99s = " / ".join(f"{r.p99_ms:.2f}" for r in each)
+            per = self.args.connections // len(each)
+            row.note += f" {len(each)} x {per} conns: {rates}/s, p99 {p99s} ms;"
+        if result.db_cpu is not None:
+            row.note += f" PostgreSQL CPU {result.db_cpu:.2f}"
+        self.record(row, result)
+
     def copy_template(self, secrets: int, data_dir: Path) -> None:
         cache: Path = self.args.cache_dir
         template = cache / f"seed-{secrets}-{schema_key()}"
@@ -333,6 +452,56 @@ class Bench:
                 f"({secrets / took:,.0f}/s)"
             )
         shutil.copytree(template, data_dir, ignore=shutil.ignore_patterns("complete"))
+
+
+class BenchDatabase:
+    """A fresh PostgreSQL database for one run, created and dropped through the admin URL.
+
+    Also reads the CPU time of the database's own backend processes (those serving this
+    database, found in pg_stat_activity; /proc must show them, i.e. PostgreSQL runs on this
+    machine), so the database's share of the machine shows apart from "other".
+    """
+
+    def __init__(self, admin_url: str) -> None:
+        try:
+            import psycopg  # noqa: PLC0415 - only the PostgreSQL mode needs it
+            from psycopg import sql  # noqa: PLC0415
+        except ImportError as exc:
+            raise h.BenchError(
+                "--postgres needs psycopg: .venv/bin/pip install -e '.[postgres]'"
+            ) from exc
+        from sqlalchemy.engine import make_url  # noqa: PLC0415
+
+        admin = make_url(admin_url).set(drivername="postgresql")
+        self.where = admin.render_as_string(hide_password=True)
+        self.name = f"strongroom_bench_{uuid.uuid4().hex[:10]}"
+        try:
+            self._admin = psycopg.connect(
+                admin.render_as_string(hide_password=False), autocommit=True
+            )
+        except psycopg.Error as exc:
+            raise h.BenchError(f"cannot connect to PostgreSQL at {self.where}: {exc}") from exc
+        try:
+            self._admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.name)))
+        except psycopg.Error as exc:
+            self._admin.close()
+            raise h.BenchError(f"cannot create a database at {self.where}: {exc}") from exc
+        self._drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+            sql.Identifier(self.name)
+        )
+        self.url = admin.set(database=self.name).render_as_string(hide_password=False)
+
+    def cpu_seconds(self) -> float:
+        rows = self._admin.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s", (self.name,)
+        ).fetchall()
+        return h.process_cpu_seconds([pid for (pid,) in rows])
+
+    def drop(self) -> None:
+        try:
+            self._admin.execute(self._drop)
+        finally:
+            self._admin.close()
 
 
 class Puts:
@@ -396,12 +565,20 @@ def print_table(args: argparse.Namespace, results: Results) -> None:
             f"(paced rows: {args.rate:,.0f} req/s offered over {args.connections} connections, "
             "one wrk thread each; p50/p99 from each request's scheduled send)"
         )
+    if args.postgres:
+        print(
+            f"(pg rows: PostgreSQL, {args.sizes[0]:,} secrets in a fresh database; 1 node "
+            f"--workers {args.workers} as the SQLite rows; 2 nodes --workers 1 each, one wrk per "
+            f"node side by side with {args.connections // 2} connections each: req/s summed, "
+            "p50/p99 the worse node's, an upper bound of the merged figure; "
+            "srv CPU summed over the nodes, PostgreSQL's CPU in the notes)"
+        )
     print(header)
     print("-" * len(header))
     for row in results.rows:
         moto = results.find(row.operation, "moto", base, row.connections)
         ratio = ""
-        if row.server == "strongroom" and moto is not None and moto.rps:
+        if row.server in STRONGROOM_SERVERS and moto is not None and moto.rps:
             ratio = f"{row.rps / moto.rps:.2f}x" + ("" if row.secrets == base else "*")
         disturbed = row.other_cpu is not None and row.other_cpu > BUSY_OTHER
         print(
@@ -490,9 +667,37 @@ def targets(args: argparse.Namespace, results: Results) -> list[tuple[str, str, 
                 (listing.p50_ms or 0) <= 20,
             )
         )
+    out.extend(postgres_targets(args, results))
     peaks = [m.peak_mb for m in results.memory if m.server == "strongroom"]
     if peaks:
         out.append(("Strongroom RSS <= 200 MB (peak)", f"{max(peaks):.0f} MiB", max(peaks) <= 200))
+    return out
+
+
+def postgres_targets(args: argparse.Namespace, results: Results) -> list[tuple[str, str, bool]]:
+    """The multi-node issue's targets: PostgreSQL against SQLite, each on one node."""
+    c, base = args.connections, args.sizes[0]
+    out: list[tuple[str, str, bool]] = []
+    sqlite, pg = results.find(GET, "strongroom", base, c), results.find(GET, PG_ONE, base, c)
+    if sqlite is not None and pg is not None and sqlite.rps:
+        share = pg.rps / sqlite.rps
+        out.append(
+            (
+                f"GetSecretValue on PostgreSQL >= {PG_GET_SHARE:.0%} of SQLite (1 node, {c} conns)",
+                f"{pg.rps:,.0f} / {sqlite.rps:,.0f}/s = {share:.0%}",
+                share >= PG_GET_SHARE,
+            )
+        )
+    for label in (PG_ONE, PG_TWO):
+        put = results.find(PUT, label, base, c)
+        if put is not None:
+            out.append(
+                (
+                    f"PutSecretValue on PostgreSQL >= {PG_PUT_RATE} req/s ({label})",
+                    f"{put.rps:,.0f}/s",
+                    put.rps >= PG_PUT_RATE,
+                )
+            )
     return out
 
 
@@ -509,6 +714,12 @@ def stricter(args: argparse.Namespace, results: Results) -> list[str]:
             f"GetSecretValue paced at {paced.offered_rps:,.0f}/s offered over {c} conns: "
             f"p99 {paced.p99_ms:.2f} ms, {paced.rps:,.0f}/s achieved"
             + ("" if held else " (did not keep up)")
+        )
+    sqlite, two = results.find(GET, "strongroom", base, c), results.find(GET, PG_TWO, base, c)
+    if sqlite is not None and two is not None and sqlite.rps:
+        out.append(
+            f"GetSecretValue on PostgreSQL, 2 nodes of 1 worker: {two.rps:,.0f}/s = "
+            f"{two.rps / sqlite.rps:.0%} of SQLite's 1 node (same cores, same processes)"
         )
     return out
 
@@ -602,6 +813,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=os.cpu_count() or 1,
         help="strongroom serve --workers (default: one per core, as deployed for throughput)",
     )
+    parser.add_argument(
+        "--postgres",
+        nargs="?",
+        const=DEFAULT_POSTGRES,
+        metavar="ADMIN_URL",
+        help="also measure PostgreSQL, 1 and 2 nodes, in a fresh database made (and dropped) "
+        f"through ADMIN_URL (default {DEFAULT_POSTGRES})",
+    )
     parser.add_argument("--no-moto", action="store_true", help="skip the anchor")
     parser.add_argument("--no-ceiling", action="store_true", help="skip the constant-response app")
     parser.add_argument(
@@ -641,12 +860,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{os.cpu_count()} cores, load average {' '.join(load)}; work dir {workdir}", flush=True)
     bench.results.notes.append(f"Strongroom source measured: {source_state()}")
     try:
+        if args.postgres:
+            BenchDatabase(args.postgres).drop()  # reachable? (before minutes of other runs)
         if not args.no_ceiling:
             bench.ceiling()
         if not args.no_moto:
             bench.moto(args.sizes[0])
         for index, secrets in enumerate(args.sizes):
             bench.strongroom(secrets, through_api=index == 0)
+        if args.postgres:
+            bench.postgres(args.sizes[0])
     except h.BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
