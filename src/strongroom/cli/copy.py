@@ -115,6 +115,11 @@ def copy_command(source: str, target: str, batch_size: int) -> None:
     target_url = database_url(target, create=True)
     if sa.engine.make_url(source_url) == sa.engine.make_url(target_url):
         raise click.UsageError("--from and --to name the same database")
+    try:
+        # Before opening: opening would create an empty file (and a lock file beside it).
+        copying.require_database_file(sa.engine.make_url(source_url))
+    except copying.CopyRefused as exc:
+        raise click.ClickException(str(exc)) from exc
     with ExitStack() as stack:
         source_store = stack.enter_context(_opened(source_url, "source"))
         target_store = stack.enter_context(_opened(target_url, "target"))

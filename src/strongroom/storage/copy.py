@@ -81,12 +81,12 @@ class Progress(Protocol):
     def advance(self, table: str, rows: int) -> None: ...
 
 
-def sqlite_path(engine: Engine) -> Path | None:
-    """The file of a SQLite database; None for other backends and in-memory databases."""
-    database = engine.url.database
-    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
-        return None
-    return Path(database)
+def require_database_file(url: sa.URL) -> None:
+    """Refuse a SQLite URL whose file does not exist (SQLite would create an empty one)."""
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        path = Path(url.database)
+        if not path.is_file():
+            raise CopyRefused(f"no database file at {path}")
 
 
 def check_source(engine: Engine) -> None:
@@ -95,9 +95,7 @@ def check_source(engine: Engine) -> None:
     Raises ``SchemaTooNew`` for a database migrated by a newer release and ``CopyRefused``
     for a missing, unmigrated or older one (the copy would not match the tables we know).
     """
-    path = sqlite_path(engine)
-    if path is not None and not path.is_file():
-        raise CopyRefused(f"no database file at {path}")  # SQLite would create an empty one
+    require_database_file(engine.url)
     script = _scripts()
     revision = migrate.current_revision(engine)
     head = script.get_current_head()
