@@ -1,0 +1,252 @@
+"""Several ``strongroom serve`` processes on one PostgreSQL database.
+
+Three real server processes (``cluster.py``) take 32 threads of concurrent, conflicting
+requests, each sent to a random node (``load.py``); afterwards every node and the tables
+themselves must agree on the invariants (``verify.py``): one AWSCURRENT per secret,
+AWSPREVIOUS on one version at most and never the current one, every acknowledged
+PutSecretValue readable with its value, one version per ClientRequestToken, and no 5xx or
+dropped connection from a node that was alive.
+
+Needs ``TEST_POSTGRES_URL`` (e.g. ``postgresql://postgres@127.0.0.1:5432/``): skipped
+without it, a failure under ``CI=true``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import textwrap
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.conftest import ACCOUNT_ID
+
+from tests.multinode.cluster import REGION, Cluster, running_cluster
+from tests.multinode.load import SECRETS, Ledger, run_load
+from tests.multinode.verify import api_problems, database_problems
+
+pytestmark = pytest.mark.slow
+
+LOAD_SECONDS = 20.0
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    with running_cluster(tmp_path) as running:
+        yield running
+
+
+def seeded_secrets(cluster: Cluster) -> Ledger:
+    """SECRETS secrets, each with a first value whose token the ledger knows."""
+    ledger = Ledger(secrets=[f"multinode/{n}" for n in range(SECRETS)])
+    client = cluster.client(cluster.nodes[0])
+    for n, name in enumerate(ledger.secrets):
+        token, value = str(uuid.uuid4()), f"initial-{n}"
+        ledger.record_sent(name, token, value)
+        client.create_secret(Name=name, SecretString=value, ClientRequestToken=token)
+        ledger.acknowledge(name, token, value)
+        ledger.reserve_version(name, 1)
+    return ledger
+
+
+def summary(ledger: Ledger) -> str:
+    lines = [f"{action} {outcome}: {n}" for (action, outcome), n in sorted(ledger.outcomes.items())]
+    lines.append(f"puts acknowledged: {len(ledger.acknowledged)}, tokens sent: {len(ledger.sent)}")
+    lines.append(f"requests lost to the kill: {ledger.lost_to_kill}")
+    lines.append(f"answered after the kill, by node: {dict(ledger.served_after_kill)}")
+    return "\n".join(lines)
+
+
+def assert_no_failures(cluster: Cluster, ledger: Ledger) -> None:
+    print(summary(ledger))  # shown with -s, and with the failure  # noqa: T201
+    failures = ledger.failures
+    assert not failures, (
+        f"{len(failures)} failures during the load, the first ones:\n"
+        + "\n".join(failures[:20])
+        + f"\n{summary(ledger)}\n{cluster.logs()}"
+    )
+
+
+def assert_invariants(cluster: Cluster, ledger: Ledger) -> None:
+    t0 = time.monotonic()
+    problems = api_problems(cluster, ledger) + database_problems(cluster, ledger)
+    print(f"invariants checked in {time.monotonic() - t0:.1f} s")  # noqa: T201
+    assert not problems, "\n".join(problems[:40]) + f"\n{cluster.logs()}"
+
+
+def test_three_nodes_under_concurrent_load_keep_every_invariant(cluster):
+    ledger = seeded_secrets(cluster)
+    t0 = time.monotonic()
+    run_load(cluster, ledger, LOAD_SECONDS, seed=1)
+    print(f"load ran {time.monotonic() - t0:.1f} s")  # noqa: T201
+    assert_no_failures(cluster, ledger)
+    assert_invariants(cluster, ledger)
+    # The load did what it is for: puts everywhere, same-token races, stage moves.
+    assert len(ledger.acknowledged) > 100
+    assert ledger.outcomes["UpdateSecretVersionStage", "200"] > 50
+    assert ledger.outcomes["PutSecretValue", "400 ResourceExistsException"] > 0
+
+
+def test_a_node_killed_mid_load_loses_nothing_and_the_others_keep_serving(cluster):
+    ledger = seeded_secrets(cluster)
+    victim = cluster.nodes[1]
+    run_load(cluster, ledger, LOAD_SECONDS, seed=2, kill=(victim, LOAD_SECONDS / 2))
+    assert not victim.alive()
+    assert_no_failures(cluster, ledger)
+    survivors = [node.name for node in cluster.live_nodes()]
+    assert all(ledger.served_after_kill[name] > 100 for name in survivors), summary(ledger)
+    assert_invariants(cluster, ledger)  # through the two survivors
+    # The killed node comes back on its data dir and tells the same story.
+    cluster.restart(victim)
+    assert_invariants(cluster, ledger)
+
+
+# -- a rotation whose node dies is taken over ---------------------------------------------------
+
+# A rotation function as users write them for AWS. Every step appends "<step> <node pid>" to
+# CONTROL/steps (the node is the function's parent process); setSecret waits, while
+# CONTROL/hold-setSecret exists, for CONTROL/release (at most the function's timeout).
+FUNCTION = textwrap.dedent(
+    """
+    import json, os, pathlib, time
+    import boto3
+
+    CONTROL = pathlib.Path(os.environ["CONTROL"])
+
+    def lambda_handler(event, context):
+        step, arn, token = event["Step"], event["SecretId"], event["ClientRequestToken"]
+        with open(CONTROL / "steps", "a") as log:
+            log.write(f"{step} {os.getppid()} {os.getpid()}\\n")
+        sm = boto3.client("secretsmanager", endpoint_url=os.environ["SECRETS_MANAGER_ENDPOINT"])
+        if step == "createSecret":
+            try:
+                sm.get_secret_value(SecretId=arn, VersionId=token, VersionStage="AWSPENDING")
+            except sm.exceptions.ResourceNotFoundException:
+                sm.put_secret_value(SecretId=arn, ClientRequestToken=token,
+                                    SecretString=json.dumps({"password": token[:12]}),
+                                    VersionStages=["AWSPENDING"])
+        elif step == "setSecret":
+            while (CONTROL / "hold-setSecret").exists() and not (CONTROL / "release").exists():
+                time.sleep(0.05)
+        elif step == "testSecret":
+            sm.get_secret_value(SecretId=arn, VersionId=token, VersionStage="AWSPENDING")
+        elif step == "finishSecret":
+            described = sm.describe_secret(SecretId=arn)
+            current = next(v for v, s in described["VersionIdsToStages"].items()
+                           if "AWSCURRENT" in s)
+            if current != token:
+                sm.update_secret_version_stage(SecretId=arn, VersionStage="AWSCURRENT",
+                                               MoveToVersionId=token, RemoveFromVersionId=current)
+    """
+)
+FUNCTION_TIMEOUT = 20
+# The engine's lease is 60 s plus the function's timeout from the start of each step
+# (rotation/engine.py): a real takeover after kill -9 waits that long. Unless
+# MULTINODE_REAL_LEASE=1, the test ends the lease in the database instead of waiting.
+REAL_LEASE = os.environ.get("MULTINODE_REAL_LEASE") == "1"
+
+
+def steps_run(control: Path) -> list[tuple[str, int, int]]:
+    path = control / "steps"
+    if not path.exists():
+        return []
+    return [
+        (step, int(ppid), int(pid))
+        for step, ppid, pid in (line.split() for line in path.read_text().splitlines())
+    ]
+
+
+def wait_for(predicate: Any, what: str, timeout: float) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
+        time.sleep(0.1)
+    return value
+
+
+def rotation_row(cluster: Cluster, version_id: str) -> dict[str, Any] | None:
+    with cluster.connect() as conn:
+        cur = conn.execute(
+            "SELECT state, attempts, step, error, lease_owner, lease_expires_at FROM rotations"
+            " WHERE version_id = %s",
+            (version_id,),
+        )
+        row = cur.fetchone()
+        names = [c.name for c in cur.description or []]
+    return None if row is None else dict(zip(names, row, strict=True))
+
+
+@pytest.mark.timeout(300 if REAL_LEASE else 120)
+def test_a_rotation_whose_node_is_killed_is_taken_over_by_another(cluster, tmp_path):
+    control = tmp_path / "control"
+    control.mkdir()
+    handler = tmp_path / "rotate.py"
+    handler.write_text(FUNCTION)
+    added = cluster.cli(
+        "functions", "add", "slow",
+        "--handler", f"{handler}:lambda_handler",
+        "--env", f"CONTROL={control}",
+        "--timeout", str(FUNCTION_TIMEOUT),
+        "--python", sys.executable,
+        *cluster.settings_flags(tmp_path / "cli"),
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    function = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:slow"
+    client = cluster.client(cluster.nodes[2])
+    first = client.create_secret(Name="db/rotated", SecretString='{"password": "initial"}')
+    (control / "hold-setSecret").touch()
+
+    token = client.rotate_secret(SecretId="db/rotated", RotationLambdaARN=function)["VersionId"]
+    # Whichever node's engine claimed it runs setSecret, and holds there.
+    _, owner_pid, step_pid = wait_for(
+        lambda: next((s for s in steps_run(control) if s[0] == "setSecret"), None),
+        "setSecret to start",
+        timeout=30,
+    )
+    owner = next(node for node in cluster.nodes if node.pid == owner_pid)
+    owner.kill_9()
+    # The step's process is in a session of its own and outlives its node: let it end.
+    (control / "release").touch()
+    (control / "hold-setSecret").unlink()
+    wait_for(lambda: not _running(step_pid), "the orphaned setSecret to end", timeout=10)
+    row = rotation_row(cluster, token)
+    assert row is not None
+    assert (row["state"], row["step"], row["attempts"]) == ("running", "setSecret", 1)
+    if not REAL_LEASE:
+        # Stands in for waiting out the lease (60 s + the timeout): the dead node's lease
+        # ends now; nothing else about the rotation is touched.
+        with cluster.connect() as conn:
+            conn.execute(
+                "UPDATE rotations SET lease_expires_at = %s WHERE version_id = %s",
+                (time.time() - 1, token),
+            )
+
+    settled = wait_for(
+        lambda: (r := rotation_row(cluster, token)) and r["state"] != "running" and r,
+        "another node to take the rotation over",
+        timeout=60 + FUNCTION_TIMEOUT + 60 if REAL_LEASE else 45,
+    )
+    assert (settled["state"], settled["attempts"], settled["error"]) == ("succeeded", 2, None)
+    steps = steps_run(control)
+    taken_over = steps[steps.index(("setSecret", owner_pid, step_pid)) + 1 :]
+    assert [s[0] for s in taken_over] == ["createSecret", "setSecret", "testSecret", "finishSecret"]
+    assert {s[1] for s in taken_over} <= {n.pid for n in cluster.live_nodes()}
+    survivor = cluster.client(cluster.live_nodes()[0])
+    stages = survivor.describe_secret(SecretId="db/rotated")["VersionIdsToStages"]
+    assert stages == {token: ["AWSCURRENT"], first["VersionId"]: ["AWSPREVIOUS"]}
+    assert survivor.get_secret_value(SecretId="db/rotated")["SecretString"] == (
+        f'{{"password": "{token[:12]}"}}'
+    )
+
+
+def _running(pid: int) -> bool:
+    """False once ``pid`` has exited (a zombie nobody reaped yet counts as exited)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
