@@ -7,6 +7,7 @@ using its own region: secrets live per region, so a test's ListSecrets sees only
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import socket
@@ -22,6 +23,7 @@ import boto3
 import pytest
 import uvicorn
 from botocore.config import Config
+from tests.postgres import fresh_postgres_database
 
 from strongroom.app import build_app
 from strongroom.installation import Installation, open_installation
@@ -54,6 +56,13 @@ class Server:
     clock: Clock
     data_dir: Path
     app: Any = field(repr=False)
+
+    @property
+    def cli_args(self) -> list[str]:
+        """What a ``strongroom`` command needs to reach this installation."""
+        args = ["--data-dir", str(self.data_dir)]
+        database_url = self.installation.settings.database_url
+        return args if database_url is None else [*args, "--database-url", database_url]
 
     def client(self, region: str = "us-east-1", **kwargs: Any) -> Any:
         return boto3.client(
@@ -100,12 +109,20 @@ def start_server(data_dir: Path, **settings: Any) -> tuple[Server, uvicorn.Serve
     return Server(url=url, installation=installation, clock=clock, data_dir=data_dir, app=app), uv
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv, uv = start_server(tmp_path_factory.mktemp("strongroom"))
-    yield srv
-    uv.should_exit = True
-    srv.installation.close()
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """The server every API test talks to, once per backend: SQLite in its data dir, and a
+    PostgreSQL database of this session's own (``tests.postgres``)."""
+    with contextlib.ExitStack() as stack:
+        settings: dict[str, Any] = {}
+        if request.param == "postgres":
+            settings["database_url"] = stack.enter_context(fresh_postgres_database())
+        srv, uv = start_server(tmp_path_factory.mktemp("strongroom"), **settings)
+        yield srv
+        uv.should_exit = True
+        srv.installation.close()
 
 
 _regions = itertools.count(1)

@@ -98,7 +98,7 @@ def function(server: Server, tmp_path: Path, control: Path, region: str) -> str:
             "--env", f"OTHER_SECRET=other-{name}",
             "--timeout", "60",
             "--python", sys.executable,
-            "--data-dir", str(server.data_dir),
+            *server.cli_args,
         ],
         env={"STRONGROOM_ACCOUNT_ID": ACCOUNT_ID},
     )  # fmt: skip
@@ -310,7 +310,7 @@ def test_a_timed_out_step_is_killed(server, client, tmp_path, region):
     result = CliRunner().invoke(
         cli,
         ["functions", "add", name, "--handler", f"{handler}:lambda_handler", "--timeout", "1",
-         "--data-dir", str(server.data_dir)],
+         *server.cli_args],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     client.create_secret(Name="db/slow", SecretString="v0")
@@ -352,12 +352,12 @@ def test_schedule_starts_rotations_when_due(client, server, function, clock):
 def test_functions_cli_lists_and_removes(server, function):
     name = function.rsplit(":", 1)[1]
     runner = CliRunner()
-    listed = runner.invoke(cli, ["functions", "list", "--data-dir", str(server.data_dir)])
+    listed = runner.invoke(cli, ["functions", "list", *server.cli_args])
     assert listed.exit_code == 0
     assert name in listed.output
-    removed = runner.invoke(cli, ["functions", "remove", name, "--data-dir", str(server.data_dir)])
+    removed = runner.invoke(cli, ["functions", "remove", name, *server.cli_args])
     assert removed.exit_code == 0
-    again = runner.invoke(cli, ["functions", "remove", name, "--data-dir", str(server.data_dir)])
+    again = runner.invoke(cli, ["functions", "remove", name, *server.cli_args])
     assert again.exit_code != 0
 
 
@@ -369,7 +369,7 @@ def test_rotations_cli_shows_attempts_and_errors(client, server, function, contr
     result = CliRunner().invoke(
         cli,
         ["rotations", "list", "--secret", "db/listed", "--region", region, "--output", "json",
-         "--data-dir", str(server.data_dir)],
+         *server.cli_args],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     record = json.loads(result.output.splitlines()[0])
@@ -474,9 +474,7 @@ def test_an_http_function_rotates(client, server, region):
     try:
         name = f"http-{uuid.uuid4().hex[:8]}"
         url = f"http://127.0.0.1:{httpd.server_address[1]}/rotate"
-        result = CliRunner().invoke(
-            cli, ["functions", "add", name, "--url", url, "--data-dir", str(server.data_dir)]
-        )
+        result = CliRunner().invoke(cli, ["functions", "add", name, "--url", url, *server.cli_args])
         assert result.exit_code == 0, result.output
         client.create_secret(Name="db/http", SecretString="v0")
         arn = f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{name}"

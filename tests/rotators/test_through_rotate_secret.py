@@ -26,7 +26,7 @@ def _register(server: Server, builtin: str) -> str:
     name = f"{builtin}-{uuid.uuid4().hex[:6]}"
     result = CliRunner().invoke(
         cli,
-        ["functions", "add", name, "--builtin", builtin, "--data-dir", str(server.data_dir)],
+        ["functions", "add", name, "--builtin", builtin, *server.cli_args],
     )
     assert result.exit_code == 0, result.output
     return name
