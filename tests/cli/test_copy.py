@@ -433,3 +433,18 @@ def test_an_unreachable_postgres_target_is_an_error_not_a_traceback(
     result = copy(source.data_dir, url)
     assert result.exit_code == 1
     assert "database error" in result.output
+
+
+@pytest.mark.parametrize(
+    ("target", "says"),
+    [
+        ("postgresql://host:port/db", "not a database URL"),
+        ("mysterydb://somewhere/db", "cannot open the target"),
+    ],
+)
+def test_a_target_that_is_no_database_url_is_refused(
+    source: Source, target: str, says: str
+) -> None:
+    result = copy(source.data_dir, target)
+    assert result.exit_code in {1, 2}
+    assert says in result.output

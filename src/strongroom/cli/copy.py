@@ -42,17 +42,26 @@ class _Bar:
         if self._task is not None:
             self._progress.update(self._task, advance=rows, description=f"copying {table}")
 
+    def verifying(self) -> None:
+        if self._task is not None:
+            self._progress.update(self._task, description="verifying row counts")
 
-def database_url(location: str, *, create: bool = False) -> str:
+
+def database_url(location: str) -> str:
     """A URL as given; a path: that SQLite file, or a data dir's strongroom.db."""
     if "://" in location:
         return location
     path = Path(location).expanduser()
     if path.is_file():
         return f"sqlite:///{path.resolve()}"
-    if create:
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
     return f"sqlite:///{path.resolve() / DATABASE_FILE}"
+
+
+def _parsed(url: str, flag: str) -> sa.URL:
+    try:
+        return sa.engine.make_url(url)
+    except (sa.exc.ArgumentError, ValueError) as exc:  # ValueError: a port that is no number
+        raise click.BadParameter(f"not a database URL: {exc}", param_hint=flag) from exc
 
 
 def _shown(url: str) -> str:
@@ -111,15 +120,16 @@ def copy_command(source: str, target: str, batch_size: int) -> None:
     against the source's: a difference rolls the copy back and exits non-zero.
     """
     os.umask(0o077)  # the target file (SQLite) is for this user alone, like the data dir
-    source_url = database_url(source)
-    target_url = database_url(target, create=True)
-    if sa.engine.make_url(source_url) == sa.engine.make_url(target_url):
+    source_url, target_url = database_url(source), database_url(target)
+    if _parsed(source_url, "--from") == _parsed(target_url, "--to"):
         raise click.UsageError("--from and --to name the same database")
     try:
         # Before opening: opening would create an empty file (and a lock file beside it).
-        copying.require_database_file(sa.engine.make_url(source_url))
+        copying.require_database_file(_parsed(source_url, "--from"))
     except copying.CopyRefused as exc:
         raise click.ClickException(str(exc)) from exc
+    if "://" not in target and not Path(target).is_file():
+        Path(target).expanduser().mkdir(mode=0o700, parents=True, exist_ok=True)  # a data dir
     with ExitStack() as stack:
         source_store = stack.enter_context(_opened(source_url, "source"))
         target_store = stack.enter_context(_opened(target_url, "target"))
@@ -170,7 +180,7 @@ def _report(
         f"{_shown(target_url)}; every table's row count matches the source."
     )
     key = (
-        Path(source) / MASTER_KEY_FILE
+        (Path(source) / MASTER_KEY_FILE).resolve()
         if "://" not in source and Path(source).is_dir()
         else Path("<the source's master key file>")
     )

@@ -80,6 +80,8 @@ class Progress(Protocol):
 
     def advance(self, table: str, rows: int) -> None: ...
 
+    def verifying(self) -> None: ...
+
 
 def require_database_file(url: sa.URL) -> None:
     """Refuse a SQLite URL whose file does not exist (SQLite would create an empty one)."""
@@ -149,6 +151,8 @@ def copy_database(
                 _copy_table(src, dst, table, batch_size, progress)
             if dst.dialect.name == "postgresql":
                 _reset_sequences(dst, tables)
+            if progress is not None:
+                progress.verifying()
             counts = compare_counts(source_counts, _counts(dst, tables))
             if not all(c.matches for c in counts):
                 raise CountMismatch(counts)  # leaving the block rolls the copy back
