@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -28,6 +29,7 @@ from strongroom.operations.sts import STS_OPERATIONS, STS_READ_ONLY, STS_SELF_AU
 from strongroom.protocol.asgi import Frontend, HttpRequest, Lane, Outcome
 from strongroom.protocol.model import ServiceModel
 from strongroom.rotation.engine import RotationEngine
+from strongroom.storage.base import TransientConflict
 from strongroom.worker import Worker
 
 logger = logging.getLogger("strongroom")
@@ -123,10 +125,14 @@ class SecretsManager:
         if function is None:
             reason = NOT_YET.get(operation, "it is not supported")
             raise InvalidRequestException(f"Strongroom does not support {operation}: {reason}.")
-        ctx = _context(self.installation, caller, self.clock, self.wake_rotations)
-        if ctx.access is not None:
-            ctx.access.check(ctx, operation, request)
-        return Outcome(function(ctx, request), ctx.later)
+
+        def attempt() -> Outcome:
+            ctx = _context(self.installation, caller, self.clock, self.wake_rotations)
+            if ctx.access is not None:
+                ctx.access.check(ctx, operation, request)
+            return Outcome(function(ctx, request), ctx.later)
+
+        return retrying(attempt)
 
 
 class IdentityServices:
@@ -151,6 +157,16 @@ class IdentityServices:
         function = operations.get(action)
         if function is None:
             raise InvalidAction(f"Strongroom does not support {service}:{action}.")
+        return retrying(lambda: self._run(caller, service, action, request, function))
+
+    def _run(
+        self,
+        caller: Caller,
+        service: str,
+        action: str,
+        request: dict[str, Any],
+        function: Any,
+    ) -> Outcome:
         ctx = _context(self.installation, caller, self.clock)
         # GetCallerIdentity needs no permission; AssumeRole weighs the role's trust policy
         # together with the caller's own policies itself (STS_SELF_AUTHORIZED).
@@ -206,6 +222,25 @@ def build_app(
     frontend = Frontend(handler, on_startup=start, on_shutdown=stop.set, query_handler=identity)
     frontend.services.update(rotations=rotations, worker=worker)
     return frontend
+
+
+MAX_ATTEMPTS = 5
+
+
+def retrying(attempt: Callable[[], Outcome]) -> Outcome:
+    """Run an operation again when its transaction lost a race (``TransientConflict``): each
+    operation is one transaction, so a new attempt starts from the winner's result. Clients
+    never see the conflict; after MAX_ATTEMPTS it is an internal error."""
+    for n in range(1, MAX_ATTEMPTS + 1):
+        try:
+            return attempt()
+        except TransientConflict:
+            if n == MAX_ATTEMPTS:
+                raise
+            # Only server databases conflict, and there operations run in worker threads:
+            # a short randomised pause does not hold up the event loop.
+            time.sleep(random.uniform(0, 0.005 * 2**n))  # noqa: S311 - jitter, not a secret
+    raise AssertionError  # unreachable
 
 
 def _own_url(host: str, port: int) -> str:

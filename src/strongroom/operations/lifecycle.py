@@ -34,7 +34,7 @@ from strongroom.operations.context import (
     secret_ref,
 )
 from strongroom.operations.versions import store_value, token_conflict
-from strongroom.storage.base import AlreadyExists, SecretRow, Transaction
+from strongroom.storage.base import AlreadyExists, SecretRow, Transaction, TransientConflict
 
 MIN_RECOVERY_DAYS, MAX_RECOVERY_DAYS, DEFAULT_RECOVERY_DAYS = 7, 30, 30
 MAX_TAGS = 50  # the AWS-wide tagging quota (spec §13)
@@ -117,10 +117,10 @@ def create_secret(ctx: Context, request: dict[str, Any]) -> dict[str, Any]:
         )
         try:
             row = tx.insert_secret(row)
-        except AlreadyExists as exc:  # created by a concurrent request since our lookup
-            raise ResourceExistsException(
-                f"The operation failed because the secret {name} already exists."
-            ) from exc
+        except AlreadyExists as exc:
+            # Created by a concurrent request (another node) since our lookup: run again, to
+            # answer as for any existing secret (the same token and value: success).
+            raise TransientConflict(name) from exc
         tx.set_tags(row.pk, tags)
         index_words(tx, row, tags)
         result = secret_ref(row)

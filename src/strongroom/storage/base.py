@@ -33,6 +33,12 @@ class AlreadyExists(ConstraintViolation):
     """A unique key (secret name, version id, access key id) is taken."""
 
 
+class TransientConflict(StorageError):
+    """The transaction lost a race with another one (a serialization failure, a deadlock, or
+    a unique key taken since it looked) and was rolled back: running the whole operation
+    again sees the winner's work. The server retries; clients never see it."""
+
+
 class SchemaTooNew(StorageError):
     """The database was migrated by a newer Strongroom than this one."""
 

@@ -29,6 +29,7 @@ from strongroom.storage.base import (
     ConstraintViolation,
     ListQuery,
     SecretRow,
+    TransientConflict,
     VersionRow,
 )
 from strongroom.storage.execute import Executor, Result
@@ -36,6 +37,8 @@ from strongroom.storage.filters import SORT_COLUMNS, filter_clause
 from strongroom.storage.iam import IamQueries
 from strongroom.storage.rotation import RotationQueries
 
+# serialization_failure, deadlock_detected: the transaction may simply be run again.
+_RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
 _S = schema.secrets
 _V = schema.versions
 _L = schema.stages
@@ -412,10 +415,17 @@ class SqlStore:
         try:
             try:
                 yield SqlTransaction(Executor(connection, self.engine.dialect))
-            except BaseException:
+            except BaseException as exc:
                 connection.rollback()
+                if getattr(exc, "sqlstate", None) in _RETRYABLE_SQLSTATES:
+                    raise TransientConflict(str(exc)) from exc
                 raise
-            connection.commit()
+            try:
+                connection.commit()
+            except Exception as exc:
+                if getattr(exc, "sqlstate", None) in _RETRYABLE_SQLSTATES:
+                    raise TransientConflict(str(exc)) from exc
+                raise
         finally:
             pooled.close()  # back to the pool
 
