@@ -58,6 +58,10 @@ class BatchingStore:
     def close(self) -> None:
         self.store.close()
 
+    def __getattr__(self, name: str) -> Any:
+        # Anything else the server's code asks of its store (its engine, ...) is the store's.
+        return getattr(self.store, name)
+
 
 def seed(data_dir: Path, count: int, batch: int) -> float:
     """Create secrets 0..count-1 in a new installation at ``data_dir``; returns the rate."""
