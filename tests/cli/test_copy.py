@@ -34,7 +34,7 @@ from tests.storage.conftest import fresh_postgres_database
 
 from strongroom.cli.main import main as cli
 from strongroom.storage import migrate, schema
-from strongroom.storage.copy import TableCount, compare_counts
+from strongroom.storage.copy import TableCount, compare_counts, copy_database
 from strongroom.storage.sql import SqlStore
 
 REGION = "eu-west-1"
@@ -448,3 +448,56 @@ def test_a_target_that_is_no_database_url_is_refused(
     result = copy(source.data_dir, target)
     assert result.exit_code in {1, 2}
     assert says in result.output
+
+
+class _WriteToSourceMidway:
+    """A progress callback that commits a write to the source once the copy is under way."""
+
+    def __init__(self, source: SqlStore) -> None:
+        self.source = source
+        self.wrote = False
+
+    def start(self, counts: Any) -> None:
+        pass
+
+    def advance(self, _table: str, _rows: int) -> None:
+        if not self.wrote:
+            with self.source.write() as tx:  # would wait if the copy held a write lock
+                tx.set_meta("written-during-the-copy", "yes")
+            self.wrote = True
+
+    def verifying(self) -> None:
+        pass
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def source_url(request: pytest.FixtureRequest, source: Source, tmp_path: Path) -> Iterator[str]:
+    """A database holding a copy of the source installation, of each backend."""
+    if request.param == "sqlite":
+        assert copy(source.data_dir, tmp_path / "live").exit_code == 0
+        yield _sqlite_url(tmp_path / "live")
+        return
+    with fresh_postgres_database() as url:
+        assert copy(source.data_dir, url).exit_code == 0
+        yield url
+
+
+def test_the_copy_is_a_snapshot_and_never_blocks_writers_of_the_source(
+    source_url: str, tmp_path: Path
+) -> None:
+    target_url = f"sqlite:///{tmp_path / 'snapshot.db'}"
+    live, target = SqlStore.from_url(source_url), SqlStore.from_url(target_url)
+    try:
+        before = _dump(source_url)
+        migrate.upgrade(target.engine)
+        writer = _WriteToSourceMidway(live)
+        started = time.monotonic()
+        counts = copy_database(live.engine, target.engine, batch_size=1, progress=writer)
+        assert time.monotonic() - started < 10  # the write did not wait for a lock
+    finally:
+        live.close()
+        target.close()
+    assert writer.wrote
+    assert all(c.matches for c in counts)
+    assert _dump(target_url) == before  # without the row written meanwhile
+    assert len(_dump(source_url)["meta"]) == len(before["meta"]) + 1
