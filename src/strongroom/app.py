@@ -30,6 +30,7 @@ from strongroom.protocol.asgi import Frontend, HttpRequest, Lane, Outcome
 from strongroom.protocol.model import ServiceModel
 from strongroom.rotation.engine import RotationEngine
 from strongroom.storage.base import TransientConflict
+from strongroom.storage.clock import DatabaseClock
 from strongroom.worker import Worker
 
 logger = logging.getLogger("strongroom")
@@ -49,13 +50,18 @@ class Caller:
 class Authenticator:
     """SigV4 (auth.sigv4) against the installation's access keys (auth.keys)."""
 
-    def __init__(self, installation: Installation) -> None:
+    def __init__(
+        self, installation: Installation, clock: Callable[[], float] | None = None
+    ) -> None:
         self.installation = installation
         self.keys = AccessKeys(installation.store, installation.sealer)
         self.dev = installation.settings.dev
+        # The database's clock (storage.clock): session expiry is compared with the time
+        # the issuing node wrote. Never the tests' movable clock: signatures use real time.
+        self.clock = clock or DatabaseClock(installation.store)
 
     def __call__(self, request: HttpRequest, service: str) -> Caller:
-        now = time.time()  # real time: tests move the operations' clock, not the signer's
+        now = self.clock()
         verified = sigv4.verify(
             method=request.method,
             raw_path=request.raw_path,
@@ -191,11 +197,15 @@ class IdentityServices:
 
 
 def build_app(
-    installation: Installation, *, clock: Any = time.time, endpoint_url: str | None = None
+    installation: Installation, *, clock: Any = None, endpoint_url: str | None = None
 ) -> Frontend:
-    """The ASGI app. ``endpoint_url``: where rotation functions reach this server (default:
-    the host and port of the settings)."""
-    authenticator = Authenticator(installation)
+    """The ASGI app. ``clock``: the operations' time (default: the database's clock, so that
+    every node agrees on deletion dates, expiry and leases; tests pass one they can move).
+    ``endpoint_url``: where rotation functions reach this server (default: the host and port
+    of the settings)."""
+    database_clock = DatabaseClock(installation.store)
+    clock = clock or database_clock
+    authenticator = Authenticator(installation, database_clock)
     rotations = RotationEngine(
         installation.store,
         installation.sealer,

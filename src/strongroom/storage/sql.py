@@ -452,6 +452,16 @@ class SqlStore:
         with self._serialised(), self._pooled_sqlite_transaction("BEGIN IMMEDIATE") as tx:
             yield tx
 
+    def database_time(self) -> float:
+        """The database server's clock, in epoch seconds (``storage.clock``)."""
+        query = (
+            "SELECT (julianday('now') - 2440587.5) * 86400.0"
+            if self._sqlite
+            else "SELECT extract(epoch FROM clock_timestamp())"
+        )
+        with self.engine.connect() as conn:
+            return float(conn.exec_driver_sql(query).scalar_one())
+
     @property
     def reads_never_wait(self) -> bool:
         """True when a read may run on the event loop (see the theory of operation)."""
