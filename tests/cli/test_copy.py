@@ -7,7 +7,7 @@ policy and an access key, and a registered rotation function. It is copied to a 
 database (a fresh PostgreSQL database, or another SQLite file) and from there to a last
 SQLite data dir, on which a real server must answer exactly as the source did.
 
-PostgreSQL: ``TEST_POSTGRES_URL`` (see tests/storage/conftest.py); without it those cases
+PostgreSQL: ``TEST_POSTGRES_URL`` (see tests/postgres.py); without it those cases
 skip, except under ``CI=true``, where they fail.
 """
 
@@ -30,7 +30,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from click.testing import CliRunner, Result
 from tests.conftest import ACCOUNT_ID, ROOT_KEY_ID, ROOT_SECRET, Server, start_server
-from tests.storage.conftest import fresh_postgres_database
+from tests.postgres import fresh_postgres_database
 
 from strongroom.cli.main import main as cli
 from strongroom.storage import migrate, schema
