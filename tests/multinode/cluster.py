@@ -109,8 +109,10 @@ class Cluster:
     @property
     def dsn(self) -> str:
         """The database for psycopg (a libpq URL, without SQLAlchemy's driver name)."""
-        return sa.engine.make_url(self.database_url).set(drivername="postgresql").render_as_string(
-            hide_password=False
+        return (
+            sa.engine.make_url(self.database_url)
+            .set(drivername="postgresql")
+            .render_as_string(hide_password=False)
         )
 
     def connect(self) -> psycopg.Connection[Any]:
@@ -211,7 +213,9 @@ def running_cluster(root: Path, size: int = 3) -> Iterator[Cluster]:
     """
     with fresh_postgres_database() as url:
         cluster = Cluster(database_url=url, master_key_file=root / "master.key", root=root)
-        migrated = cluster.cli("migrate", "--data-dir", str(root / "migrate"), "--database-url", url)
+        migrated = cluster.cli(
+            "migrate", "--data-dir", str(root / "migrate"), "--database-url", url
+        )
         assert migrated.returncode == 0, migrated.stderr
         try:
             first = cluster.add_node()

@@ -37,7 +37,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import botocore.exceptions
-
 from tests.multinode.cluster import Cluster, Node
 
 THREADS = 32
@@ -310,42 +309,26 @@ def run_load(
 ) -> None:
     """Run the load for ``duration`` seconds; ``kill=(node, t)`` kill -9s ``node`` at ``t``."""
     seeds = random.Random(seed)  # noqa: S311 - load generation
-    workers = [Worker(cluster, ledger, seeds.getrandbits(64), 0.0, duration) for _ in range(THREADS)]
+    workers = [
+        Worker(cluster, ledger, seeds.getrandbits(64), 0.0, duration) for _ in range(THREADS)
+    ]
     started = time.monotonic()  # after the clients are built: that takes a few seconds
     deadline = started + duration
     for worker in workers:
         worker.started = started
     pairs = [
-        TwinPair(cluster, ledger, seeds.getrandbits(64), workers[2 * i])
-        for i in range(TWIN_PAIRS)
+        TwinPair(cluster, ledger, seeds.getrandbits(64), workers[2 * i]) for i in range(TWIN_PAIRS)
     ]
 
-    def plain(worker: Worker) -> None:
-        while time.monotonic() < deadline:
-            worker.one_random_action()
-
-    def twin(worker: Worker, pair: TwinPair, side: int) -> None:
-        while time.monotonic() < deadline:
-            try:
-                pair.barrier.wait()
-            except threading.BrokenBarrierError:
-                return  # the other side has stopped
-            plan = pair.plan
-            if plan is not None:
-                worker.put(
-                    plan.secret, plan.token, plan.values[side], plan.nodes[side], rival=plan.rival
-                )
-            for _ in range(worker.rng.randint(1, 3)):
-                worker.one_random_action()
-        pair.barrier.abort()
-
-    threads = []
-    for i, worker in enumerate(workers):
-        if i < 2 * TWIN_PAIRS:
-            target: Callable[[], None] = lambda w=worker, i=i: twin(w, pairs[i // 2], i % 2)  # noqa: E731
-        else:
-            target = lambda w=worker: plain(w)  # noqa: E731
-        threads.append(threading.Thread(target=target, name=f"load-{i}", daemon=True))
+    twins = [
+        threading.Thread(target=_twin, args=(worker, deadline, pairs[i // 2], i % 2), daemon=True)
+        for i, worker in enumerate(workers[: 2 * TWIN_PAIRS])
+    ]
+    plain = [
+        threading.Thread(target=_plain, args=(worker, deadline), daemon=True)
+        for worker in workers[2 * TWIN_PAIRS :]
+    ]
+    threads = twins + plain
     for thread in threads:
         thread.start()
     if kill is not None:
@@ -354,8 +337,29 @@ def run_load(
         node.kill_9()
     for thread in threads:
         thread.join(timeout=duration + 60)
-        if thread.is_alive():
-            ledger.fail(f"{thread.name} did not finish")
+        if thread.is_alive():  # a client timeout bounds every request; this is a hang
+            ledger.fail(f"load thread {thread.name} did not finish")
+
+
+def _plain(worker: Worker, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        worker.one_random_action()
+
+
+def _twin(worker: Worker, deadline: float, pair: TwinPair, side: int) -> None:
+    while time.monotonic() < deadline:
+        try:
+            pair.barrier.wait()
+        except threading.BrokenBarrierError:
+            return  # the other side has stopped
+        plan = pair.plan
+        if plan is not None:
+            worker.put(
+                plan.secret, plan.token, plan.values[side], plan.nodes[side], rival=plan.rival
+            )
+        for _ in range(worker.rng.randint(1, 3)):
+            worker.one_random_action()
+    pair.barrier.abort()
 
 
 def _snake(action: str) -> str:

@@ -25,41 +25,59 @@ def all_versions(client: Any, secret: str) -> dict[str, list[str]]:
 def api_problems(cluster: Cluster, ledger: Ledger) -> list[str]:
     """Every live node tells the same story, and it keeps every acknowledged write."""
     problems: list[str] = []
-    views: dict[str, dict[str, dict[str, list[str]]]] = {}  # node -> secret -> labels
+    views = {}  # node -> secret -> every version's labels
     for node in cluster.live_nodes():
-        client = cluster.client(node, read_timeout=30)
-        views[node.name] = {}
-        for secret in ledger.secrets:
-            described = client.describe_secret(SecretId=secret)["VersionIdsToStages"]
-            problems += stage_violations(f"{secret} via {node.name}", described)
-            listed = all_versions(client, secret)
-            labelled = {v: sorted(s) for v, s in listed.items() if s}
-            if labelled != {v: sorted(s) for v, s in described.items()}:
-                problems.append(f"{secret} via {node.name}: DescribeSecret and ListSecretVersionIds differ")
-            views[node.name][secret] = listed
-            current = client.get_secret_value(SecretId=secret)
-            if CURRENT not in described.get(current["VersionId"], []):
-                problems.append(f"{secret} via {node.name}: GetSecretValue read another AWSCURRENT")
-        for token, (secret, value) in sorted(ledger.acknowledged.items()):
-            got = client.get_secret_value(SecretId=secret, VersionId=token)
-            if got.get("SecretString") != value:
-                problems.append(f"acknowledged {token} of {secret} via {node.name}: wrong value")
-        for token, (secret, values) in sorted(ledger.sent.items()):
-            if token in ledger.acknowledged or token not in views[node.name][secret]:
-                continue
-            # Sent, never acknowledged (its answer was lost), yet stored: one of the values sent.
-            got = client.get_secret_value(SecretId=secret, VersionId=token)
-            if got.get("SecretString") not in values:
-                problems.append(f"unacknowledged {token} of {secret}: a value never sent")
-    first, *others = views.values() if views else [{}]
-    problems += [f"nodes disagree on the versions of {s}" for o in others for s in o if o[s] != first[s]]
+        views[node.name] = node_view(cluster.client(node, read_timeout=30), node.name, ledger)
+        problems += values_problems(
+            cluster.client(node, read_timeout=30), node.name, ledger, views[node.name]
+        )
+    first, *others = views.values()
+    problems += [
+        f"nodes disagree on the versions of {s}" for o in others for s in o if o[s] != first[s]
+    ]
     for secret, listed in first.items():
-        for token in listed:
-            if token not in ledger.sent:
-                problems.append(f"{secret} has a version {token} that nobody sent")
-        for token, (owner, _) in ledger.acknowledged.items():
-            if owner == secret and token not in listed:
-                problems.append(f"acknowledged {token} of {secret} is not listed")
+        problems += [
+            f"{secret}: version {t} was never sent" for t in listed if t not in ledger.sent
+        ]
+        problems += [
+            f"acknowledged {token} of {secret} is not listed"
+            for token, (owner, _) in ledger.acknowledged.items()
+            if owner == secret and token not in listed
+        ]
+    return problems
+
+
+def node_view(client: Any, name: str, ledger: Ledger) -> dict[str, dict[str, list[str]]]:
+    """Every version of every secret, as ``name`` lists them; staging invariants asserted."""
+    view = {}
+    for secret in ledger.secrets:
+        described = client.describe_secret(SecretId=secret)["VersionIdsToStages"]
+        assert not stage_violations(secret, described), (name, described)
+        listed = all_versions(client, secret)
+        labelled = {v: s for v, s in listed.items() if s}
+        assert labelled == {v: sorted(s) for v, s in described.items()}, (name, secret)
+        current = client.get_secret_value(SecretId=secret)
+        assert CURRENT in described.get(current["VersionId"], []), (name, secret)
+        view[secret] = listed
+    return view
+
+
+def values_problems(
+    client: Any, name: str, ledger: Ledger, view: dict[str, dict[str, list[str]]]
+) -> list[str]:
+    """Each acknowledged put reads back with its value; each stored one with a value sent."""
+    problems = [
+        f"acknowledged {token} of {secret} via {name}: wrong value"
+        for token, (secret, value) in sorted(ledger.acknowledged.items())
+        if client.get_secret_value(SecretId=secret, VersionId=token).get("SecretString") != value
+    ]
+    for token, (secret, values) in sorted(ledger.sent.items()):
+        if token in ledger.acknowledged or token not in view[secret]:
+            continue
+        # Sent, never acknowledged (its answer was lost), yet stored: one of the values sent.
+        got = client.get_secret_value(SecretId=secret, VersionId=token)
+        if got.get("SecretString") not in values:
+            problems.append(f"unacknowledged {token} of {secret} via {name}: a value never sent")
     return problems
 
 
@@ -98,5 +116,7 @@ def database_problems(cluster: Cluster, ledger: Ledger) -> list[str]:
             if secret == name and token not in versions:
                 problems.append(f"acknowledged {token} of {name} is not in the database")
         previous = [v for v, s in versions.items() if PREVIOUS in s]
-        problems += [f"{name}: AWSPREVIOUS {v} was never sent" for v in previous if v not in ledger.sent]
+        problems += [
+            f"{name}: AWSPREVIOUS {v} was never sent" for v in previous if v not in ledger.sent
+        ]
     return problems
