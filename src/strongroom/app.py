@@ -229,12 +229,24 @@ def build_app(
         gc.collect()
         gc.freeze()
 
-    frontend = Frontend(handler, on_startup=start, on_shutdown=stop.set, query_handler=identity)
+    embedded = installation.store.reads_never_wait  # SQLite: one writer at a time anyway
+    frontend = Frontend(
+        handler,
+        on_startup=start,
+        on_shutdown=stop.set,
+        query_handler=identity,
+        threads=4 if embedded else SERVER_DATABASE_THREADS,
+        writers=1 if embedded else SERVER_DATABASE_WRITERS,
+    )
     frontend.services.update(rotations=rotations, worker=worker)
     return frontend
 
 
 MAX_ATTEMPTS = 5
+# On a server database every statement waits on the network: more threads keep the CPU busy
+# meanwhile (each holds a pooled connection: SqlStore's pool has 8 + 24 overflow).
+SERVER_DATABASE_THREADS = 16
+SERVER_DATABASE_WRITERS = 8
 
 
 def retrying(attempt: Callable[[], Outcome]) -> Outcome:

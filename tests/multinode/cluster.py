@@ -2,7 +2,7 @@
 
 Each node is the console script from the virtualenv, in its own process group, with a data
 dir of its own but one shared master key file and the same root key and account id. The
-database is new for every cluster (see ``tests/storage/conftest.py``: ``TEST_POSTGRES_URL``,
+database is new for every cluster (see ``tests/postgres.py``: ``TEST_POSTGRES_URL``,
 skipped without it, a failure under ``CI=true``) and is migrated once, by ``strongroom
 migrate``, before any node starts.
 """
@@ -29,7 +29,7 @@ import pytest
 import sqlalchemy as sa
 from botocore.config import Config
 from tests.conftest import ACCOUNT_ID, ROOT_KEY_ID, ROOT_SECRET
-from tests.storage.conftest import fresh_postgres_database
+from tests.postgres import fresh_postgres_database
 
 STRONGROOM = Path(sys.executable).parent / "strongroom"
 REGION = "us-east-1"

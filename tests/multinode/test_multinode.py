@@ -277,12 +277,6 @@ def test_a_rotation_whose_node_is_killed_is_taken_over_by_another(cluster, tmp_p
     assert {s[1] for s in taken_over} <= {n.pid for n in cluster.live_nodes()}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="rotation/engine.py: a node whose lease ran out while it was paused goes on with "
-    "the next steps of a rotation another node has taken over (it checks state, not "
-    "lease_owner), so two nodes run one rotation at once",
-)
 def test_a_paused_node_whose_rotation_was_taken_over_runs_no_further_step(cluster, tmp_path):
     held = start_held_rotation(cluster, tmp_path)
     os.kill(held.owner.pid, signal.SIGSTOP)  # a pause longer than the lease: GC, VM, swap

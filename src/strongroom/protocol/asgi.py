@@ -127,6 +127,7 @@ class Frontend:
         on_startup: Callable[[], None] | None = None,
         on_shutdown: Callable[[], None] | None = None,
         threads: int = 4,
+        writers: int = 1,
         query_handler: QueryHandler | None = None,
     ) -> None:
         self.handler = handler
@@ -134,8 +135,11 @@ class Frontend:
         # What runs beside the front end (the rotation engine, ...), by name: for tools and tests.
         self.services: dict[str, Any] = {}
         # Few threads on purpose: writes are serialised anyway and reads are short, so more
-        # threads only contend for the GIL (and each keeps its own database connection).
+        # threads only contend for the GIL (and each keeps its own database connection). A
+        # server database is different: each statement waits on the network, and writers
+        # take row locks rather than one database lock, so build_app asks for more of both.
         self.threads = threads
+        self.writers = writers
         self._writer: anyio.CapacityLimiter | None = None
         self.prefix = handler.model.target_prefix + "."
         self._request_ids = _request_ids()
@@ -153,9 +157,9 @@ class Frontend:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 anyio.to_thread.current_default_thread_limiter().total_tokens = self.threads
-                # Writes queue here rather than on the store's write lock: one writing
-                # thread at a time hands the GIL and the database lock around far less.
-                self._writer = anyio.CapacityLimiter(1)
+                # Writes queue here rather than on the store's write lock: on SQLite one
+                # writing thread at a time hands the GIL and the database lock around far less.
+                self._writer = anyio.CapacityLimiter(self.writers)
                 try:
                     if self._on_startup is not None:
                         self._on_startup()

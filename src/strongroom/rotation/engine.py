@@ -70,7 +70,11 @@ MAX_OUTPUT = 64 * 1024
 # Due secrets looked at per tick: deleted or disabled ones keep their due time (a restore
 # brings them back), so the batch is larger than the starts a tick makes.
 SCHEDULE_BATCH = 500
-CANCEL_POLL = 0.5  # seconds between looks for cancellations while rotations run
+CANCEL_POLL = 0.5
+CANCELLED, TAKEN_OVER = (
+    "cancelled",
+    "taken over by another process",
+)  # seconds between looks for cancellations while rotations run
 BUILTIN_DIR = "strongroom.rotators"
 _SECRET_KEY_WORDS = ("password", "secret", "token", "key")
 _MASK_MIN, _MASK_ANY = 4, 16  # shortest value masked; length from which any value is
@@ -240,7 +244,7 @@ class RotationEngine:
         now = self.clock()
         with self.store.write() as tx:
             rotation = tx.rotation(pk)
-            if rotation is None or rotation.state != "running":
+            if rotation is None or rotation.state != "running" or rotation.lease_owner != self.node:
                 return
             secret = tx.secret_by_pk(rotation.secret_pk)
             function = _function_for(tx, secret, rotation.function_arn)
@@ -292,13 +296,12 @@ class RotationEngine:
         rotation_token = str(uuid.uuid4())
         for step in steps:
             with self.store.write() as tx:
-                row = tx.rotation(rotation.pk)
-                if row is None or row.state != "running" or cancel.is_set():
-                    return "cancelled"
-                now = self.clock()
-                tx.update_rotation(
-                    rotation.pk, step=step, lease_expires_at=now + LEASE + spec.timeout
-                )
+                if cancel.is_set():
+                    return CANCELLED
+                lease_until = self.clock() + LEASE + spec.timeout
+                if not tx.renew_rotation(rotation.pk, self.node, lease_until, step=step):
+                    row = tx.rotation(rotation.pk)
+                    return CANCELLED if row is None or row.state == "cancelled" else TAKEN_OVER
             event = {
                 "Step": step,
                 "SecretId": secret.arn,
@@ -309,7 +312,7 @@ class RotationEngine:
             result = invoke(spec, _with_event(call, event), cancel=cancel)
             self._record(rotation, secret, attempt, step, started, result)
             if not result.ok:
-                return "cancelled" if cancel.is_set() else f"{step} failed: {result.error}"
+                return CANCELLED if cancel.is_set() else f"{step} failed: {result.error}"
         return None
 
     def _record(  # noqa: PLR0917 - private; called once
@@ -356,8 +359,11 @@ class RotationEngine:
         with self.store.write() as tx:
             tx.lock_secret(secret.pk)
             row = tx.rotation(rotation.pk)
-            if row is None or row.state == "cancelled":
-                logger.info("rotation %d was cancelled", rotation.pk)
+            if row is None or row.state != "running" or row.lease_owner != self.node:
+                # Cancelled, or this process was paused past its lease and another took the
+                # rotation over: the rotation is no longer this process's to finish.
+                why = "was cancelled" if row is None or row.state == "cancelled" else "moved on"
+                logger.info("rotation %d %s; this process leaves it", rotation.pk, why)
                 return
             if outcome is None:
                 outcome = _complete(tx, rotation, now)

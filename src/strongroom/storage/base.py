@@ -381,6 +381,11 @@ class Transaction(Protocol):
         """Take the lease on a pending rotation that is due, or a running one whose lease
         ran out (its node died); False when another node holds it or it is not due."""
 
+    def renew_rotation(self, pk: int, owner: str, lease_until: float, **values: Any) -> bool:
+        """Extend ``owner``'s lease on a running rotation (and set ``values``); False when the
+        lease is no longer ``owner``'s (it ran out and another node took the rotation over)
+        or the rotation was cancelled."""
+
     def claimable_rotations(self, now: float, limit: int) -> list[RotationRow]:
         """Pending rotations due by ``now`` and running ones whose lease ran out, oldest first."""
 

@@ -132,6 +132,14 @@ class RotationQueries:
         )
         return result.rowcount == 1
 
+    def renew_rotation(self, pk: int, owner: str, lease_until: float, **values: Any) -> bool:
+        updated = self.db.execute(
+            sa.update(_R)
+            .where(_R.c.pk == pk, _R.c.state == "running", _R.c.lease_owner == owner)
+            .values(lease_expires_at=lease_until, **values)
+        )
+        return updated.rowcount == 1
+
     def claimable_rotations(self, now: float, limit: int) -> list[RotationRow]:
         due = sa.and_(_R.c.state == "pending", _R.c.next_attempt_at <= now)
         abandoned = sa.and_(_R.c.state == "running", _R.c.lease_expires_at < now)
