@@ -1,0 +1,30 @@
+"""The audit trail: every call and every server-caused event as a CloudTrail record.
+
+`records.py` turns what the front end knows about a call into one record in CloudTrail's
+event format; `redaction.py` decides which request and response members a record may hold
+(never secret material). Both are pure: no I/O, no clock, no storage.
+"""
+
+from strongroom.audit.records import (
+    EVENT_VERSION,
+    SERVICE_EVENT_NAMES,
+    CallFacts,
+    TlsDetails,
+    cloudtrail_record,
+    service_event,
+    user_identity,
+)
+from strongroom.audit.redaction import WITHHELD, is_withheld, redact
+
+__all__ = [
+    "EVENT_VERSION",
+    "SERVICE_EVENT_NAMES",
+    "WITHHELD",
+    "CallFacts",
+    "TlsDetails",
+    "cloudtrail_record",
+    "is_withheld",
+    "redact",
+    "service_event",
+    "user_identity",
+]

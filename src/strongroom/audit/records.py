@@ -1,0 +1,266 @@
+"""CloudTrail records: one per API call (`cloudtrail_record`), one per server-caused event.
+
+The format is CloudTrail's event record as AWS documents it ("CloudTrail record contents"
+and "CloudTrail userIdentity element" in the CloudTrail user guide), so tools that read
+CloudTrail read ours. What goes in `requestParameters` and `responseElements` is decided by
+`redaction.py`; on top of it, this module leaves out whole responses where AWS does:
+
+- responseElements is null for calls that fail and for read-only calls (AWS: it "is
+  present in events for actions that make changes"), and always for GetSecretValue,
+  BatchGetSecretValue and GetRandomPassword, whatever the caller claims about read_only;
+- except for STS's credential-issuing calls, read-only yet recorded with their response by
+  AWS; the credentials' secret key and session token are withheld by redaction (AWS
+  records the session token; we are stricter).
+
+Service events (`service_event`) are the ones Secrets Manager itself causes and CloudTrail
+records as `AwsServiceEvent`, named as AWS names them ("Log AWS Secrets Manager events with
+AWS CloudTrail"): RotationStarted, RotationSucceeded, RotationFailed, RotationAbandoned (a
+new AWSCURRENT value put by hand ended a rotation), StartSecretVersionDelete (DeleteSecret
+with a recovery window), CancelSecretVersionDelete (RestoreSecret) and
+EndSecretVersionDelete (the secret removed when its recovery window ended).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from strongroom.audit.redaction import iso_time, redact, scrub
+from strongroom.domain.principal import Principal
+
+# The format version CloudTrail's user guide names as current. UNCONFIRMED that Secrets
+# Manager's own records carry it today: recent published examples show 1.08 to 1.10; the
+# fields we write all exist since 1.08 (tlsDetails since 1.08).
+EVENT_VERSION: Final = "1.11"
+
+SECRETS_MANAGER: Final = "secretsmanager.amazonaws.com"
+
+SERVICE_EVENT_NAMES: Final = frozenset(
+    {
+        "RotationStarted",
+        "RotationSucceeded",
+        "RotationFailed",
+        "RotationAbandoned",
+        "StartSecretVersionDelete",
+        "CancelSecretVersionDelete",
+        "EndSecretVersionDelete",
+    }
+)
+
+# Responses that never reach a record: their whole point is secret material.
+_RESPONSE_NEVER_RECORDED: Final = frozenset(
+    {"GetSecretValue", "BatchGetSecretValue", "GetRandomPassword"}
+)
+# Read-only calls whose response AWS records all the same (the credentials' key id, the
+# assumed-role user). UNCONFIRMED for GetSessionToken and GetFederationToken.
+_RESPONSE_RECORDED_THOUGH_READ_ONLY: Final = frozenset(
+    {
+        "AssumeRole",
+        "AssumeRoleWithSAML",
+        "AssumeRoleWithWebIdentity",
+        "GetSessionToken",
+        "GetFederationToken",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TlsDetails:
+    """CloudTrail's tlsDetails: how the client's connection was protected."""
+
+    tls_version: str  # "TLSv1.3"
+    cipher_suite: str  # "TLS_AES_128_GCM_SHA256"
+    client_provided_host_header: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallFacts:
+    """What the front end knows about one API call."""
+
+    event_source: str  # "secretsmanager.amazonaws.com", "iam...", "sts...", "cloudtrail..."
+    event_name: str  # the action, e.g. "GetSecretValue"
+    region: str  # the request's region ("us-east-1" for IAM)
+    account_id: str  # the installation's account (recipientAccountId)
+    # None when authentication failed: the record keeps what is known, the access key id.
+    principal: Principal | None
+    access_key_id: str | None
+    source_ip: str | None
+    user_agent: str | None
+    request_id: str
+    event_time: float  # epoch seconds
+    request: Mapping[str, Any] | None  # the parsed request members (model names)
+    response: Mapping[str, Any] | None  # the result members, None on error
+    error_code: str | None
+    error_message: str | None
+    read_only: bool
+    tls: TlsDetails | None = None
+    # When an assumed-role session was created (epoch seconds), for sessionContext.
+    session_created: float | None = None
+
+
+def cloudtrail_record(facts: CallFacts, *, event_id: str | None = None) -> dict[str, Any]:
+    """One CloudTrail record (eventType AwsApiCall) for one call, without secret material."""
+    request, withheld_in_request = redact(facts.request)
+    response, withheld_in_response = _response_elements(facts)
+    record: dict[str, Any] = {
+        "eventVersion": EVENT_VERSION,
+        "userIdentity": user_identity(
+            facts.principal, facts.access_key_id, session_created=facts.session_created
+        ),
+        "eventTime": iso_time(facts.event_time),
+        "eventSource": facts.event_source,
+        "eventName": facts.event_name,
+        "awsRegion": facts.region,
+    }
+    if facts.source_ip is not None:
+        record["sourceIPAddress"] = facts.source_ip
+    if facts.user_agent is not None:
+        record["userAgent"] = facts.user_agent
+    if facts.error_code is not None:
+        record["errorCode"] = facts.error_code
+        if facts.error_message is not None:
+            record["errorMessage"] = facts.error_message
+    record |= {
+        "requestParameters": request or None,
+        "responseElements": response,
+        "requestID": facts.request_id,
+        "eventID": event_id or str(uuid.uuid4()),
+        "readOnly": facts.read_only,
+        "eventType": "AwsApiCall",
+        "managementEvent": True,
+        "recipientAccountId": facts.account_id,
+        "eventCategory": "Management",
+    }
+    if facts.tls is not None:
+        record["tlsDetails"] = _tls_details(facts.tls)
+    scrubbed: dict[str, Any] = scrub(record, withheld_in_request | withheld_in_response)
+    return scrubbed
+
+
+def service_event(
+    *,
+    event_name: str,
+    account_id: str,
+    region: str,
+    event_time: float,
+    resources: list[dict[str, str]] | None = None,
+    details: Mapping[str, Any] | None = None,
+    error_message: str | None = None,
+    request_id: str | None = None,
+    event_id: str | None = None,
+) -> dict[str, Any]:
+    """A record of something Strongroom did on its own (eventType AwsServiceEvent).
+
+    `details` become additionalEventData under the names given (AWS writes
+    `{"SecretId": "<arn>"}` there); `error_message` is RotationFailed's reason. Raises
+    ValueError for a name AWS does not use, so a typo cannot start a new kind of event.
+    """
+    if event_name not in SERVICE_EVENT_NAMES:
+        msg = f"not a Secrets Manager service event: {event_name!r}"
+        raise ValueError(msg)
+    additional, withheld = redact(details, rename=False)
+    record: dict[str, Any] = {
+        "eventVersion": EVENT_VERSION,
+        "userIdentity": {"accountId": account_id, "invokedBy": SECRETS_MANAGER},
+        "eventTime": iso_time(event_time),
+        "eventSource": SECRETS_MANAGER,
+        "eventName": event_name,
+        "awsRegion": region,
+        "sourceIPAddress": SECRETS_MANAGER,
+        "userAgent": SECRETS_MANAGER,
+    }
+    if error_message is not None:
+        record["errorMessage"] = error_message
+    record |= {"requestParameters": None, "responseElements": None}
+    if additional:
+        record["additionalEventData"] = additional
+    record |= {
+        "requestID": request_id or str(uuid.uuid4()),
+        "eventID": event_id or str(uuid.uuid4()),
+        "readOnly": False,
+    }
+    if resources:
+        record["resources"] = [dict(resource) for resource in resources]
+    record |= {
+        "eventType": "AwsServiceEvent",
+        "managementEvent": True,
+        "recipientAccountId": account_id,
+        "eventCategory": "Management",
+    }
+    scrubbed: dict[str, Any] = scrub(record, withheld)
+    return scrubbed
+
+
+def user_identity(
+    principal: Principal | None,
+    access_key_id: str | None = None,
+    *,
+    session_created: float | None = None,
+) -> dict[str, Any]:
+    """CloudTrail's userIdentity for a caller: Root, IAMUser, AssumedRole, or Unknown.
+
+    Unknown (CloudTrail's type for "an identity type that CloudTrail cannot determine") is
+    a caller whose authentication failed: only the access key id it presented is known.
+    """
+    if principal is None:
+        return _without_none({"type": "Unknown", "accessKeyId": access_key_id})
+    identity: dict[str, Any] = {
+        "type": principal.kind,
+        "principalId": principal.account_id if principal.is_root else principal.user_id,
+        "arn": principal.arn,
+        "accountId": principal.account_id,
+        "accessKeyId": principal.access_key_id or access_key_id,
+    }
+    if principal.kind == "IAMUser":
+        identity["userName"] = principal.user_name
+    elif principal.kind == "AssumedRole":
+        identity["sessionContext"] = _session_context(principal, session_created)
+    return _without_none(identity)
+
+
+def _session_context(principal: Principal, created: float | None) -> dict[str, Any]:
+    role_arn = principal.role_arn or ""
+    role_id = (principal.user_id or "").partition(":")[0]
+    issuer = {
+        "type": "Role",
+        "principalId": role_id or None,
+        "arn": role_arn,
+        "accountId": principal.account_id,
+        "userName": role_arn.rpartition("/")[2],  # a role's name is its ARN's last segment
+    }
+    attributes = {
+        "creationDate": None if created is None else iso_time(created),
+        # Strongroom has no MFA: no session is ever MFA-authenticated.
+        "mfaAuthenticated": "false",
+    }
+    return {
+        "sessionIssuer": _without_none(issuer),
+        "webIdFederationData": {},
+        "attributes": _without_none(attributes),
+    }
+
+
+def _response_elements(facts: CallFacts) -> tuple[dict[str, Any] | None, frozenset[str]]:
+    """(responseElements, withheld texts); the texts are gathered even when nothing is kept."""
+    cleaned, withheld = redact(facts.response)
+    recorded = (
+        facts.error_code is None
+        and facts.event_name not in _RESPONSE_NEVER_RECORDED
+        and (not facts.read_only or facts.event_name in _RESPONSE_RECORDED_THOUGH_READ_ONLY)
+    )
+    if not recorded or not cleaned:
+        return None, withheld
+    return cleaned, withheld
+
+
+def _tls_details(tls: TlsDetails) -> dict[str, str]:
+    details = {"tlsVersion": tls.tls_version, "cipherSuite": tls.cipher_suite}
+    if tls.client_provided_host_header is not None:
+        details["clientProvidedHostHeader"] = tls.client_provided_host_header
+    return details
+
+
+def _without_none(fields: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in fields.items() if value is not None}
