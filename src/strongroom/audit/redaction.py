@@ -97,6 +97,11 @@ _ALLOW_NAMES: Final = frozenset(
         "expirepasswords",
         "globalendpointtokenversion",
         "assertionencryptionmode",
+        "sessiontokensize",  # sizes and usage counts, not tokens
+        "minimumsessiontokensize",
+        "sessiontokenutilization",
+        "privatekeylist",  # ids and dates of a SAML provider's keys, not the keys
+        "removeprivatekey",  # the id of the key to remove
     }
 )
 
