@@ -245,8 +245,8 @@ def build_app(
 MAX_ATTEMPTS = 5
 # On a server database every statement waits on the network: more threads keep the CPU busy
 # meanwhile (each holds a pooled connection: SqlStore's pool has 8 + 24 overflow).
-SERVER_DATABASE_THREADS = 16
-SERVER_DATABASE_WRITERS = 8
+SERVER_DATABASE_THREADS = 8
+SERVER_DATABASE_WRITERS = 6
 
 
 def retrying(attempt: Callable[[], Outcome]) -> Outcome:

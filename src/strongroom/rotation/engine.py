@@ -250,12 +250,17 @@ class RotationEngine:
             function = _function_for(tx, secret, rotation.function_arn)
             attempt = rotation.attempts + 1
             tx.update_rotation(pk, attempts=attempt, error=None, step=None)
-            if secret is None or secret.deletion_date is not None or function is None:
-                reason = (
-                    "the secret is gone"
-                    if secret is None or secret.deletion_date
-                    else (f"the rotation function {rotation.function_arn} is not registered")
-                )
+            spec, reason = None, None
+            if secret is None or secret.deletion_date is not None:
+                reason = "the secret is gone"
+            elif function is None:
+                reason = f"the rotation function {rotation.function_arn} is not registered"
+            else:
+                try:
+                    spec = self._spec(function)
+                except (ValueError, ImportError, DecryptError) as exc:  # no built-in; bad env
+                    reason = f"the rotation function cannot be started ({type(exc).__name__})"
+            if reason is not None or spec is None or secret is None or function is None:
                 tx.update_rotation(pk, state="failed", error=reason, finished_at=now)
                 logger.warning("rotation %d failed: %s", pk, reason)
                 return
@@ -265,7 +270,6 @@ class RotationEngine:
         logger.info(
             "rotation %d of %s, attempt %d, with %s", pk, secret.arn, attempt, rotation.function_arn
         )
-        spec = self._spec(function)
         call = Invocation(
             event={},
             function_arn=rotation.function_arn,
