@@ -362,7 +362,11 @@ class SqlStore:
         if url.startswith(("postgresql://", "postgres://")):
             # What users write; SQLAlchemy would otherwise pick psycopg2, which we don't ship.
             url = "postgresql+psycopg://" + url.split("://", 1)[1]
-        engine = sa.create_engine(url, pool_size=8, max_overflow=24, pool_pre_ping=False)
+        # Every transaction here ends in its own COMMIT or ROLLBACK (_pooled_transaction), so
+        # the pool's own ROLLBACK on every check-in would be one more round trip per request.
+        engine = sa.create_engine(
+            url, pool_size=8, max_overflow=24, pool_pre_ping=False, pool_reset_on_return=None
+        )
         if engine.dialect.name == "sqlite":
             _configure_sqlite(engine)
         return cls(engine)
