@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from strongroom.rotators._steps import SecretDict
+from strongroom.rotators._steps import AWSPENDING, Rotation, SecretDict, get_secret_dict
 
 logger = logging.getLogger("strongroom.rotators")
 
@@ -145,3 +145,13 @@ def create_login_role(
                     sql.Identifier(connect_to), role
                 )
             )
+
+
+def test_secret(rotation: Rotation) -> None:
+    """testSecret, the same for both rotators: log in with the AWSPENDING value and query."""
+    pending = get_secret_dict(rotation.client, rotation.arn, AWSPENDING, rotation.token)
+    if not run_test_query(pending):
+        raise ValueError(
+            f"Unable to log into database with pending secret of secret ARN {rotation.arn}"
+        )
+    logger.info("testSecret: logged in with the AWSPENDING value of %s.", rotation.arn)

@@ -107,18 +107,9 @@ def _set(rotation: Rotation) -> None:
     logger.info("setSecret: set the password of user %s for %s.", pending["username"], arn)
 
 
-def _test(rotation: Rotation) -> None:
-    pending = get_secret_dict(rotation.client, rotation.arn, AWSPENDING, rotation.token)
-    if not pg.run_test_query(pending):
-        raise ValueError(
-            f"Unable to log into database with pending secret of secret ARN {rotation.arn}"
-        )
-    logger.info("testSecret: logged in with the AWSPENDING value of %s.", rotation.arn)
-
-
 STEPS = {
     "createSecret": _create,
     "setSecret": _set,
-    "testSecret": _test,
+    "testSecret": pg.test_secret,
     "finishSecret": finish_secret,
 }
