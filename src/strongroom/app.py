@@ -19,7 +19,12 @@ from typing import Any
 from strongroom.auth import sigv4
 from strongroom.auth.keys import AccessKey, AccessKeys
 from strongroom.domain.principal import Principal, root_principal
-from strongroom.errors import InvalidAction, InvalidRequestException
+from strongroom.errors import (
+    InvalidAction,
+    InvalidParameterException,
+    InvalidRequestException,
+    ValidationError,
+)
 from strongroom.installation import Installation
 from strongroom.operations.access import Access, RequestFacts, request_tag_keys
 from strongroom.operations.context import Context
@@ -29,7 +34,7 @@ from strongroom.operations.sts import STS_OPERATIONS, STS_READ_ONLY, STS_SELF_AU
 from strongroom.protocol.asgi import Frontend, HttpRequest, Lane, Outcome
 from strongroom.protocol.model import ServiceModel
 from strongroom.rotation.engine import RotationEngine
-from strongroom.storage.base import TransientConflict
+from strongroom.storage.base import TextNotStorable, TransientConflict
 from strongroom.storage.clock import DatabaseClock
 from strongroom.worker import Worker
 
@@ -138,7 +143,10 @@ class SecretsManager:
                 ctx.access.check(ctx, operation, request)
             return Outcome(function(ctx, request), ctx.later)
 
-        return retrying(attempt)
+        try:
+            return retrying(attempt)
+        except TextNotStorable as exc:
+            raise InvalidParameterException(NUL_REFUSED) from exc
 
 
 class IdentityServices:
@@ -163,7 +171,10 @@ class IdentityServices:
         function = operations.get(action)
         if function is None:
             raise InvalidAction(f"Strongroom does not support {service}:{action}.")
-        return retrying(lambda: self._run(caller, service, action, request, function))
+        try:
+            return retrying(lambda: self._run(caller, service, action, request, function))
+        except TextNotStorable as exc:
+            raise ValidationError(NUL_REFUSED) from exc
 
     def _run(
         self,
@@ -243,6 +254,8 @@ def build_app(
 
 
 MAX_ATTEMPTS = 5
+# Only on PostgreSQL, whose text cannot hold U+0000 (SQLite stores it); Strongroom's text.
+NUL_REFUSED = "Strongroom cannot store the NUL character (U+0000) in this database."
 # On a server database every statement waits on the network: more threads keep the CPU busy
 # meanwhile (each holds a pooled connection: SqlStore's pool has 8 + 24 overflow).
 SERVER_DATABASE_THREADS = 8

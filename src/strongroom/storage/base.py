@@ -33,6 +33,10 @@ class AlreadyExists(ConstraintViolation):
     """A unique key (secret name, version id, access key id) is taken."""
 
 
+class TextNotStorable(StorageError):
+    """The database cannot store this text (PostgreSQL: a NUL character)."""
+
+
 class TransientConflict(StorageError):
     """The transaction lost a race with another one (a serialization failure, a deadlock, or
     a unique key taken since it looked) and was rolled back: running the whole operation

@@ -21,10 +21,10 @@ from typing import Any, cast
 
 from sqlalchemy import bindparam
 from sqlalchemy.engine import Dialect
-from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql import ClauseElement, Select
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from strongroom.storage.base import ConstraintViolation
+from strongroom.storage.base import ConstraintViolation, TextNotStorable
 
 
 class Compiled:
@@ -64,6 +64,12 @@ def _row_type(names: tuple[str, ...]) -> Any:
 class Result:
     __slots__ = ("rowcount", "rows")
 
+    @classmethod
+    def empty(cls) -> Result:
+        result = cls.__new__(cls)
+        result.rowcount, result.rows = 0, []
+        return result
+
     def __init__(self, cursor: Any, compiled: Compiled) -> None:
         self.rowcount: int = cursor.rowcount
         if cursor.description is None:
@@ -95,6 +101,7 @@ class Executor:
         self.dialect = dialect
         self._savepoints = 0
         self._integrity_error: type[Exception] = dialect.loaded_dbapi.IntegrityError
+        self._text_refuses_nul = dialect.name == "postgresql"
 
     def compiled(self, statement: ClauseElement, *, cache: bool) -> Compiled:
         if not cache:
@@ -109,9 +116,16 @@ class Executor:
         cache: bool = False,
     ) -> Result:
         compiled = self.compiled(statement, cache=cache)
+        values = compiled.parameters(params)
+        if self._text_refuses_nul and _has_nul(values):
+            # PostgreSQL text cannot hold U+0000, so no stored row can equal such a value: a
+            # query finds nothing, and a write is refused (SQLite stores it as given).
+            if isinstance(statement, Select):
+                return Result.empty()
+            raise TextNotStorable("text with a NUL character cannot be stored")
         cursor = self.dbapi_connection.cursor()
         try:
-            cursor.execute(compiled.sql, compiled.parameters(params))
+            cursor.execute(compiled.sql, values)
             return Result(cursor, compiled)
         except self._integrity_error as exc:
             raise ConstraintViolation(str(exc)) from exc
@@ -127,9 +141,12 @@ class Executor:
         if compiled is None:
             statement = table.insert().values({name: bindparam(name) for name in rows[0]})
             compiled = _INSERTS[key] = Compiled(statement, self.dialect, expand=False)
+        values = [compiled.parameters(row) for row in rows]
+        if self._text_refuses_nul and any(_has_nul(v) for v in values):
+            raise TextNotStorable("text with a NUL character cannot be stored")
         cursor = self.dbapi_connection.cursor()
         try:
-            cursor.executemany(compiled.sql, [compiled.parameters(row) for row in rows])
+            cursor.executemany(compiled.sql, values)
         except self._integrity_error as exc:
             raise ConstraintViolation(str(exc)) from exc
         finally:
@@ -163,6 +180,11 @@ class Executor:
             cursor.execute(sql)
         finally:
             cursor.close()
+
+
+def _has_nul(values: Sequence[Any] | Mapping[str, Any]) -> bool:
+    items = values.values() if isinstance(values, Mapping) else values
+    return any(isinstance(v, str) and "\x00" in v for v in items)
 
 
 # Keyed by the statement object itself: statements cached here are module-level constants
