@@ -61,6 +61,9 @@ def _row_type(names: tuple[str, ...]) -> Any:
     return namedtuple("Row", names, rename=True)  # noqa: PYI024 - built per column set
 
 
+_NO_ROWS: Any = object()  # Compiled.row_type of a statement that returns no rows
+
+
 class Result:
     __slots__ = ("rowcount", "rows")
 
@@ -72,12 +75,17 @@ class Result:
 
     def __init__(self, cursor: Any, compiled: Compiled) -> None:
         self.rowcount: int = cursor.rowcount
-        if cursor.description is None:
-            self.rows: list[Any] = []
-            return
         row_type = compiled.row_type
         if row_type is None:
-            row_type = compiled.row_type = _row_type(tuple(d[0] for d in cursor.description))
+            # Learnt once per statement: psycopg builds ``description`` anew on every access
+            # (an object per column), which cost more than the query on PostgreSQL reads.
+            description = cursor.description
+            row_type = compiled.row_type = (
+                _NO_ROWS if description is None else _row_type(tuple(d[0] for d in description))
+            )
+        if row_type is _NO_ROWS:
+            self.rows: list[Any] = []
+            return
         self.rows = [row_type._make(values) for values in cursor.fetchall()]
 
     def __iter__(self) -> Iterator[Any]:
