@@ -12,6 +12,7 @@ import click
 import uvicorn
 
 from strongroom import __version__
+from strongroom.cli.audit import audit
 from strongroom.cli.copy import copy_command
 from strongroom.cli.functions import functions, rotations
 from strongroom.cli.keys import master_key
@@ -153,3 +154,4 @@ main.add_command(master_key)
 main.add_command(functions)
 main.add_command(rotations)
 main.add_command(copy_command)
+main.add_command(audit)
