@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 
 from click.testing import CliRunner
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from strongroom.audit.store import SIGNING_KEY, AuditStore, load_or_create_signing_key
 from strongroom.cli.main import main
@@ -59,3 +60,14 @@ def test_verify_refuses_a_data_dir_without_a_trail(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["audit", "verify", "--data-dir", str(tmp_path)])
     assert result.exit_code == 1
     assert "no audit trail" in result.output
+
+
+def test_verify_against_a_pinned_key_of_another_installation_fails(tmp_path: Path) -> None:
+    make_trail(tmp_path)
+    other = load_or_create_signing_key(tmp_path / "other.key").public_key()
+    pem = tmp_path / "other.pub"
+    pem.write_bytes(other.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo))
+    args = ["audit", "verify", "--data-dir", str(tmp_path), "--public-key", str(pem)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1
+    assert "signed by another key" in result.output
