@@ -255,3 +255,27 @@ def test_the_signing_key_is_created_once_and_private(tmp_path: Path) -> None:
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     again = load_or_create_signing_key(path)
     assert again.private_bytes_raw() == key.private_bytes_raw()
+
+
+def test_a_failed_roll_keeps_the_journal_for_the_next_one(
+    audit_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = AuditStore(audit_dir, KEY, max_records=2, max_seconds=3600)
+    store.append([record(1)])
+    real_fsync, calls = os.fsync, 0
+
+    def fsync_failing_once_rolling(fd: int) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 2:  # the first is the journal's; the second the new log file's
+            raise OSError("disk full")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync_failing_once_rolling)
+    store.append([record(2)])  # durable in the journal: the failed roll is only logged
+    assert not list((audit_dir / "logs").glob("*.json.gz"))
+    store.append([record(3)])  # the journal is still open, and rolls now
+    store.close()
+    report = check(audit_dir)
+    assert report.ok, report.problems
+    assert (report.records, report.journal_records) == (3, 0)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import logging
 import os
 import secrets
 import threading
@@ -46,6 +47,8 @@ from strongroom.audit import digests
 from strongroom.audit.digests import DIGESTS, HASH_ALGORITHM, JOURNAL, LOGS, SIGNATURE_ALGORITHM
 
 SIGNING_KEY: Final = "signing.key"
+
+_log = logging.getLogger(__name__)
 
 
 def load_or_create_signing_key(path: Path) -> Ed25519PrivateKey:
@@ -164,7 +167,11 @@ class AuditStore:
                 self._journal_opened = time.monotonic()
             self._journal_count += len(records)
             if self._roll_due():
-                self._roll()
+                try:
+                    self._roll()
+                except OSError:
+                    # The records are durable in the journal already; a later roll retries.
+                    _log.exception("rolling the audit journal failed; it stays in place")
 
     def commit(self, record: dict[str, Any]) -> None:
         """Append one record, sharing a write+fsync with concurrent callers; durable on return."""
@@ -230,19 +237,23 @@ class AuditStore:
     def _roll(self) -> None:
         """Journal → log file → digest → empty journal, each step durable before the next."""
         self._journal.close()
-        lines = self._journal_path.read_bytes().splitlines()
-        records = [json.loads(line) for line in lines if line.strip()]
-        records.sort(key=lambda r: str(r.get("eventTime", "")))
-        now = self._clock()
-        prefix = f"{self._account_id}_CloudTrail_{self._region}_{_stamp(now, seconds=False)}"
-        log_path = self.directory / LOGS / f"{prefix}_{secrets.token_hex(8).upper()}.json.gz"
-        _write_durably(log_path, gzip.compress(json.dumps({"Records": records}).encode()))
-        self._write_digest(log_path, records, now)
-        # Only now may the journal's records go: they live in a digested log file.
-        with self._journal_path.open("wb") as journal:
-            os.fsync(journal.fileno())
-        self._journal = self._journal_path.open("ab")
-        self._journal_count = 0
+        try:
+            lines = self._journal_path.read_bytes().splitlines()
+            records = [json.loads(line) for line in lines if line.strip()]
+            records.sort(key=lambda r: str(r.get("eventTime", "")))
+            now = self._clock()
+            stamp = _stamp(now, seconds=False)
+            prefix = f"{self._account_id}_CloudTrail_{self._region}_{stamp}"
+            log_path = self.directory / LOGS / f"{prefix}_{secrets.token_hex(8).upper()}.json.gz"
+            _write_durably(log_path, gzip.compress(json.dumps({"Records": records}).encode()))
+            self._write_digest(log_path, records, now)
+            # Only now may the journal's records go: they live in a digested log file.
+            with self._journal_path.open("wb") as journal:
+                os.fsync(journal.fileno())
+            self._journal_count = 0
+        finally:
+            # A failed roll keeps the journal (and its records) for the next attempt.
+            self._journal = self._journal_path.open("ab")
 
     def _write_digest(self, log_path: Path, records: list[dict[str, Any]], now: datetime) -> None:
         times = [str(r.get("eventTime", "")) for r in records]
