@@ -17,7 +17,12 @@ from strongroom.crypto.envelope import DecryptError, Sealer, aad_for_access_key,
 from strongroom.crypto.keys import load_or_create_keyring
 from strongroom.settings import Settings, SettingsError
 from strongroom.storage import migrate
-from strongroom.storage.base import AccessKeyRow, Transaction
+from strongroom.storage.base import (
+    AccessKeyRow,
+    ConstraintViolation,
+    Transaction,
+    TransientConflict,
+)
 from strongroom.storage.sql import SqlStore
 
 ROOT_CREDENTIALS_FILE = "root-credentials"
@@ -37,6 +42,9 @@ class Installation:
 
     def close(self) -> None:
         self.store.close()
+
+
+FIRST_START_ATTEMPTS = 3
 
 
 def open_installation(
@@ -59,15 +67,23 @@ def open_installation(
     try:
         if migrate_schema:
             migrate.upgrade(store.engine)
-        with store.write() as tx:
-            account_id = _account_id(tx, settings)
-            token_key = _token_key(tx)
-            new_root = _root_key(tx, sealer, account_id, environ)
-            _check_master_key(tx, sealer, settings)
-            if new_root is not None:
-                # Written before the key is committed: a crash in between must not leave a
-                # root key that nobody was ever shown.
-                _write_private(settings.data_dir / ROOT_CREDENTIALS_FILE, new_root)
+        for attempt in range(FIRST_START_ATTEMPTS):
+            try:
+                with store.write() as tx:
+                    account_id = _account_id(tx, settings)
+                    token_key = _token_key(tx)
+                    new_root = _root_key(tx, sealer, account_id, environ)
+                    _check_master_key(tx, sealer, settings)
+                    if new_root is not None:
+                        # Written before the key is committed: a crash in between must not
+                        # leave a root key that nobody was ever shown.
+                        _write_private(settings.data_dir / ROOT_CREDENTIALS_FILE, new_root)
+                break
+            except (ConstraintViolation, TransientConflict):
+                # Another node made its first start on the same database at the same moment
+                # and wrote the account's rows first: read them again.
+                if attempt == FIRST_START_ATTEMPTS - 1:
+                    raise
     except BaseException:
         store.close()
         raise

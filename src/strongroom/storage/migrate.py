@@ -16,6 +16,10 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 
+# An arbitrary constant: the advisory lock every Strongroom node takes to migrate.
+_MIGRATION_LOCK = 0x5354524F4E47  # "STRONG"
+
+
 def _config() -> Config:
     from alembic.config import Config  # noqa: PLC0415 - see the module docstring
 
@@ -47,6 +51,14 @@ def upgrade(engine: Engine) -> None:
         )
     if revision == script.get_current_head():
         return
+    from alembic.runtime.migration import MigrationContext  # noqa: PLC0415
+
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Nodes starting together on an older schema: one migrates, the others wait here
+            # and then find the work done (SQLite's writers are serialised already).
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
+            if MigrationContext.configure(conn).get_current_revision() == script.get_current_head():
+                return
         config.attributes["connection"] = conn
         command.upgrade(config, "head")
