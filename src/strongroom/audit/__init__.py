@@ -2,7 +2,10 @@
 
 `records.py` turns what the front end knows about a call into one record in CloudTrail's
 event format; `redaction.py` decides which request and response members a record may hold
-(never secret material). Both are pure: no I/O, no clock, no storage.
+(never secret material). Both are pure: no I/O, no clock, no storage. `store.py` keeps
+records durably (a group-committed, fsynced journal rolled into CloudTrail log files) and
+`digests.py` chains signed digests over them and verifies the chain. Not yet wired into the
+server.
 """
 
 from strongroom.audit.records import (
