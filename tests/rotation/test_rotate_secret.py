@@ -485,3 +485,15 @@ def test_an_http_function_rotates(client, server, region):
     assert row.state == "succeeded"
     assert seen == ["createSecret", "setSecret", "testSecret", "finishSecret"]
     assert client.get_secret_value(SecretId="db/http")["SecretString"] == "from-http"
+
+
+def test_a_token_naming_an_existing_version_is_refused(client, function):
+    created = client.create_secret(Name="db/token", SecretString="v0")
+    code, _ = refusal(
+        client.rotate_secret,
+        SecretId="db/token",
+        RotationLambdaARN=function,
+        ClientRequestToken=created["VersionId"],
+    )
+    assert code == "ResourceExistsException"
+    assert _stages(client, "db/token") == {created["VersionId"]: ["AWSCURRENT"]}

@@ -27,7 +27,7 @@ from strongroom.operations.context import (
     secret_ref,
 )
 from strongroom.operations.schedule import next_rotation
-from strongroom.operations.versions import label_map, write_labels
+from strongroom.operations.versions import label_map, token_conflict, write_labels
 from strongroom.storage.base import FunctionRow, RotationRow, SecretRow, Transaction
 
 # Texts as AWS sends them (spec §6.2, §16.1).
@@ -79,6 +79,8 @@ def rotate_secret(ctx: Context, request: dict[str, Any]) -> dict[str, Any]:
         if find_function(tx, ctx.account_id, arn) is None:
             raise AccessDeniedException(CANNOT_INVOKE)  # and nothing is stored
         versions = tx.versions(secret.pk)
+        if any(v.version_id == token for v in versions):
+            raise token_conflict(token, secret.arn)  # a version not made by a rotation
         pending = next((v for v in versions if PENDING in v.stages), None)
         if (pending is not None and CURRENT not in pending.stages) or tx.active_rotation(
             secret.pk
@@ -121,8 +123,7 @@ def _pending_version(
         if current is not None and current.sealed is not None:
             value = open_value(ctx, secret.arn, current.version_id, current.sealed)
             sealed, key_id = seal_value(ctx, secret.arn, token, value)
-    if tx.version_by_id(secret.pk, token) is None:
-        tx.insert_version(secret.pk, token, now, sealed, key_id)
+    tx.insert_version(secret.pk, token, now, sealed, key_id)
     versions = tx.versions(secret.pk)
     labels = label_map(versions)
     for stages in labels.values():
