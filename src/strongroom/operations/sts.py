@@ -12,21 +12,17 @@ and name.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import re
-import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from strongroom.auth.policy import MalformedPolicy, Policy, RequestContext, evaluate, parse_policy
-from strongroom.crypto.envelope import aad_for_access_key
 from strongroom.domain.principal import Principal
 from strongroom.errors import AccessDenied, ValidationError
 from strongroom.operations.context import Context
-from strongroom.operations.iam.common import new_id
-from strongroom.storage.base import AccessKeyRow, IamRoleRow, Transaction
+from strongroom.operations.sessions import issue_session
+from strongroom.storage.base import IamRoleRow, Transaction
 
 DEFAULT_DURATION = 3600
 CHAINED_MAX_DURATION = 3600  # a session assuming a role: at most one hour (AWS)
@@ -163,39 +159,31 @@ def assume_role(ctx: Context, request: dict[str, Any]) -> dict[str, Any]:
     caller, role_arn, session = ctx.principal, request["RoleArn"], request["RoleSessionName"]
     if caller.arn.endswith(":root"):
         raise AccessDenied("Roles may not be assumed by root accounts.")
-    key_id, secret = new_id("ASIA"), secrets.token_urlsafe(30)  # 40 characters
-    token = base64.b64encode(secrets.token_bytes(240)).decode()
-    sealed = ctx.sealer.seal(secret.encode(), aad_for_access_key(key_id))
     now = ctx.clock()
     with ctx.store.write() as tx:
         role = _find_role(ctx, tx, role_arn)
         if role is None or not _allowed(ctx, tx, role, _condition_keys(ctx, tx, request, now)):
             raise _denied(caller, role_arn)
-        expires_at = now + _duration(request, role, chained=caller.role_arn is not None)
         session_arn = (
             f"arn:{ctx.partition}:sts::{ctx.account_id}:assumed-role/{role.name}/{session}"
         )
-        tx.insert_access_key(
-            AccessKeyRow(
-                access_key_id=key_id,
-                account_id=ctx.account_id,
-                principal_arn=session_arn,
-                sealed_secret=sealed,
-                master_key_id=ctx.sealer.key_id_of(sealed),
-                created_at=now,
-                session_token_hash=hashlib.sha256(token.encode()).hexdigest(),
-                expires_at=expires_at,
-                user_id=f"{role.role_id}:{session}",
-                role_arn=role.arn,
-                session_name=session,
-            )
+        issued = issue_session(
+            tx,
+            ctx.sealer,
+            account_id=ctx.account_id,
+            principal_arn=session_arn,
+            role_arn=role.arn,
+            session_name=session,
+            user_id=f"{role.role_id}:{session}",
+            now=now,
+            expires_at=now + _duration(request, role, chained=caller.role_arn is not None),
         )
     return {
         "Credentials": {
-            "AccessKeyId": key_id,
-            "SecretAccessKey": secret,
-            "SessionToken": token,
-            "Expiration": expires_at,
+            "AccessKeyId": issued.access_key_id,
+            "SecretAccessKey": issued.secret_access_key,
+            "SessionToken": issued.session_token,
+            "Expiration": issued.expires_at,
         },
         "AssumedRoleUser": {"AssumedRoleId": f"{role.role_id}:{session}", "Arn": session_arn},
     }

@@ -24,11 +24,8 @@ with the empty AWSPENDING version beside it. This engine, a thread of every serv
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import logging
-import secrets
 import threading
 import time
 import uuid
@@ -39,7 +36,6 @@ from typing import Any
 from strongroom.crypto.envelope import (
     DecryptError,
     Sealer,
-    aad_for_access_key,
     aad_for_function_env,
     aad_for_version,
 )
@@ -47,10 +43,10 @@ from strongroom.domain.arn import partition_for_region
 from strongroom.domain.schedules import schedule_from_json
 from strongroom.operations.context import SecretValue
 from strongroom.operations.schedule import next_rotation
+from strongroom.operations.sessions import SessionCredentials, issue_session
 from strongroom.operations.versions import label_map, write_labels
 from strongroom.rotation.invoke import FunctionSpec, Invocation, StepResult, invoke
 from strongroom.storage.base import (
-    AccessKeyRow,
     FunctionRow,
     RotationRow,
     RotationStepRow,
@@ -264,7 +260,7 @@ class RotationEngine:
                 tx.update_rotation(pk, state="failed", error=reason, finished_at=now)
                 logger.warning("rotation %d failed: %s", pk, reason)
                 return
-            key_id, secret_key, token = _issue_credentials(
+            credentials = _issue_credentials(
                 tx, self.sealer, secret, function, pk, now, lifetime=function.timeout * 5 + 300
             )
         logger.info(
@@ -275,15 +271,15 @@ class RotationEngine:
             function_arn=rotation.function_arn,
             region=secret.region,
             endpoint_url=self.endpoint_url,
-            access_key_id=key_id,
-            secret_access_key=secret_key,
-            session_token=token,
+            access_key_id=credentials.access_key_id,
+            secret_access_key=credentials.secret_access_key,
+            session_token=credentials.session_token,
         )
         try:
             outcome = self._steps(rotation, secret, spec, call, attempt, cancel)
         finally:
             with self.store.write() as tx:
-                tx.delete_access_key(key_id)
+                tx.delete_access_key(credentials.access_key_id)
         self._finish(rotation, secret, attempt, outcome)
 
     def _steps(  # noqa: PLR0917 - private; called once
@@ -479,7 +475,7 @@ def _issue_credentials(  # noqa: PLR0917 - private; called once
     now: float,
     *,
     lifetime: float,
-) -> tuple[str, str, str]:
+) -> SessionCredentials:
     """Temporary credentials for one attempt, allowed only on the secret being rotated.
 
     The principal is a session of a role named for the function
@@ -490,10 +486,6 @@ def _issue_credentials(  # noqa: PLR0917 - private; called once
     partition = partition_for_region(secret.region)
     role = f"strongroom-rotation-{function.name}"
     session = f"rotation-{rotation_pk}"
-    key_id = "ASIA" + base64.b32encode(secrets.token_bytes(10)).decode()[:16]
-    secret_key = secrets.token_urlsafe(30)
-    token = base64.b64encode(secrets.token_bytes(240)).decode()
-    sealed = sealer.seal(secret_key.encode(), aad_for_access_key(key_id))
     policy = {
         "Version": "2012-10-17",
         "Statement": [
@@ -510,23 +502,18 @@ def _issue_credentials(  # noqa: PLR0917 - private; called once
             {"Effect": "Allow", "Action": "secretsmanager:GetRandomPassword", "Resource": "*"},
         ],
     }
-    tx.insert_access_key(
-        AccessKeyRow(
-            access_key_id=key_id,
-            account_id=secret.account_id,
-            principal_arn=f"arn:{partition}:sts::{secret.account_id}:assumed-role/{role}/{session}",
-            sealed_secret=sealed,
-            master_key_id=sealer.key_id_of(sealed),
-            created_at=now,
-            session_token_hash=hashlib.sha256(token.encode()).hexdigest(),
-            expires_at=now + lifetime,
-            user_id=f"AROASTRONGROOMROTATION:{session}",
-            role_arn=f"arn:{partition}:iam::{secret.account_id}:role/{role}",
-            session_name=session,
-            session_policy=json.dumps(policy),
-        )
+    return issue_session(
+        tx,
+        sealer,
+        account_id=secret.account_id,
+        principal_arn=f"arn:{partition}:sts::{secret.account_id}:assumed-role/{role}/{session}",
+        role_arn=f"arn:{partition}:iam::{secret.account_id}:role/{role}",
+        session_name=session,
+        user_id=f"AROASTRONGROOMROTATION:{session}",
+        now=now,
+        expires_at=now + lifetime,
+        session_policy=json.dumps(policy),
     )
-    return key_id, secret_key, token
 
 
 def _complete(tx: Transaction, rotation: RotationRow, now: float) -> str | None:
