@@ -20,8 +20,9 @@ from rich.table import Table
 
 from strongroom.cli.options import load_settings, setting_options
 from strongroom.crypto.envelope import aad_for_function_env
-from strongroom.domain.arn import parse_secret_arn, partition_for_region
+from strongroom.domain.arn import partition_for_region
 from strongroom.installation import Installation, open_installation
+from strongroom.operations.context import lookup_secret
 from strongroom.operations.rotation import function_arn
 from strongroom.rotation.engine import builtin_handler
 from strongroom.storage.base import AlreadyExists, FunctionRow, SecretRow, Transaction
@@ -222,15 +223,9 @@ def find_secret_anywhere(
     tx: Transaction, account_id: str, secret_id: str, region: str | None
 ) -> SecretRow | None:
     """A secret by ARN (full or partial), or by name in ``region``."""
-    if not secret_id.startswith("arn:"):
-        if region is None:
-            raise click.UsageError("give --region with a secret name, or the secret's ARN")
-        return tx.secret_by_name(account_id, region, secret_id)
-    row = tx.secret_by_arn(secret_id)
-    arn = parse_secret_arn(secret_id)
-    if row is None and arn is not None and not arn.looks_full:
-        row = tx.secret_by_name(arn.account_id, arn.region, arn.resource)
-    return row
+    if not secret_id.startswith("arn:") and region is None:
+        raise click.UsageError("give --region with a secret name, or the secret's ARN")
+    return lookup_secret(tx, account_id, region, secret_id)
 
 
 def _when(epoch: float | None) -> str:

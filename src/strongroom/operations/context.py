@@ -133,18 +133,25 @@ def find_secret(ctx: Context, tx: Transaction, secret_id: str) -> SecretRow | No
     A secret whose recovery window has ended counts as gone even before the background
     purge has removed it.
     """
-    if not secret_id.startswith("arn:"):
-        if not is_valid_name(secret_id):
-            raise ValidationException(INVALID_NAME)
-        row = tx.secret_by_name(ctx.account_id, ctx.region, secret_id)
-    else:
-        row = tx.secret_by_arn(secret_id)
-        if row is None:
-            arn = parse_secret_arn(secret_id)
-            if arn is not None and not arn.looks_full:
-                row = tx.secret_by_name(arn.account_id, arn.region, arn.resource)
+    if not secret_id.startswith("arn:") and not is_valid_name(secret_id):
+        raise ValidationException(INVALID_NAME)
+    row = lookup_secret(tx, ctx.account_id, ctx.region, secret_id)
     if row is not None and row.deletion_date is not None and row.deletion_date <= ctx.clock():
         return None
+    return row
+
+
+def lookup_secret(
+    tx: Transaction, account_id: str, region: str | None, secret_id: str
+) -> SecretRow | None:
+    """A secret by name in ``region``, or by full or partial ARN (spec §2.4); no checks."""
+    if not secret_id.startswith("arn:"):
+        return None if region is None else tx.secret_by_name(account_id, region, secret_id)
+    row = tx.secret_by_arn(secret_id)
+    if row is None:
+        arn = parse_secret_arn(secret_id)
+        if arn is not None and not arn.looks_full:
+            row = tx.secret_by_name(arn.account_id, arn.region, arn.resource)
     return row
 
 
