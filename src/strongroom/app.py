@@ -188,15 +188,15 @@ class IdentityServices:
         # GetCallerIdentity needs no permission; AssumeRole weighs the role's trust policy
         # together with the caller's own policies itself (STS_SELF_AUTHORIZED).
         if ctx.access is not None and not (service == "sts" and action in STS_SELF_AUTHORIZED):
-            resource = iam_resource(
-                action,
-                request,
-                ctx.account_id,
-                ctx.partition,
-                store=ctx.store,
-                principal_arn=caller.principal.arn,
-            )
             with ctx.store.read() as tx:
+                resource = iam_resource(
+                    action,
+                    request,
+                    ctx.account_id,
+                    ctx.partition,
+                    tx=tx,
+                    principal_arn=caller.principal.arn,
+                )
                 ctx.access.require(
                     tx,
                     f"{service}:{action}",

@@ -63,8 +63,9 @@ def test_iam_resource_reads_the_path_of_existing_users_and_roles(iam: Iam):
     iam("CreateUser", UserName="bob", Path="/eng/")
     iam("CreateRole", RoleName="r", Path="/ci/", AssumeRolePolicyDocument=trust("*"))
 
-    user = iam_resource("DeleteUser", {"UserName": "BOB"}, ACCOUNT, "aws", store=iam.store)
-    role = iam_resource("GetRole", {"RoleName": "r"}, ACCOUNT, "aws", store=iam.store)
+    with iam.store.read() as tx:
+        user = iam_resource("DeleteUser", {"UserName": "BOB"}, ACCOUNT, "aws", tx=tx)
+        role = iam_resource("GetRole", {"RoleName": "r"}, ACCOUNT, "aws", tx=tx)
 
     assert user == f"{PREFIX}:user/eng/bob"  # the stored name and path
     assert role == f"{PREFIX}:role/ci/r"

@@ -14,7 +14,7 @@ from typing import Any
 from strongroom.operations.iam import access_keys, policies, roles, users
 from strongroom.operations.registry import Operation
 from strongroom.operations.sts import STS_OPERATIONS, STS_READ_ONLY, STS_SELF_AUTHORIZED
-from strongroom.storage.base import Store
+from strongroom.storage.base import Transaction
 
 __all__ = [
     "IAM_OPERATIONS",
@@ -93,12 +93,11 @@ _ON_ROLE = frozenset(name for name in IAM_OPERATIONS if "Role" in name and name 
 _ON_POLICY = frozenset({"GetPolicy", "GetPolicyVersion", "DeletePolicy"})
 
 
-def _stored_arn(store: Store | None, kind: str, account_id: str, name: str) -> str | None:
+def _stored_arn(tx: Transaction | None, kind: str, account_id: str, name: str) -> str | None:
     """The ARN of an existing user or role (its path and name as stored), else None."""
-    if store is None:
+    if tx is None:
         return None
-    with store.read() as tx:
-        row = tx.iam_user(account_id, name) if kind == "user" else tx.iam_role(account_id, name)
+    row = tx.iam_user(account_id, name) if kind == "user" else tx.iam_role(account_id, name)
     return None if row is None else row.arn
 
 
@@ -108,13 +107,13 @@ def iam_resource(
     account_id: str,
     partition: str,
     *,
-    store: Store | None = None,
+    tx: Transaction | None = None,
     principal_arn: str | None = None,
 ) -> str:
     """The resource ARN an IAM action is authorized on.
 
     An ARN holds the user's or role's path (``user/eng/bob``): for an existing user or role
-    the stored ARN is read from ``store`` when one is given (without it, or for a name that
+    the stored ARN is read through ``tx`` when one is given (without it, or for a name that
     does not exist, the path is taken to be "/"); CreateUser and CreateRole take the path
     from the request. Actions whose UserName is optional are authorized
     on the caller's own ARN (``principal_arn``) when it is left out.
@@ -127,7 +126,7 @@ def iam_resource(
             return principal_arn or "*"
         if operation in {"CreateUser", "CreateRole"}:
             return f"{prefix}:{kind}{request.get('Path') or '/'}{name}"
-        return _stored_arn(store, kind, account_id, str(name)) or f"{prefix}:{kind}/{name}"
+        return _stored_arn(tx, kind, account_id, str(name)) or f"{prefix}:{kind}/{name}"
     if operation == "CreatePolicy":
         return f"{prefix}:policy{request.get('Path') or '/'}{request['PolicyName']}"
     if operation in _ON_POLICY:
