@@ -123,12 +123,25 @@ def _pending_version(
         if current is not None and current.sealed is not None:
             value = open_value(ctx, secret.arn, current.version_id, current.sealed)
             sealed, key_id = seal_value(ctx, secret.arn, token, value)
-    tx.insert_version(secret.pk, token, now, sealed, key_id)
+    add_pending_version(tx, secret, token, now, sealed, key_id)
+
+
+def add_pending_version(  # noqa: PLR0917 - the version's columns
+    tx: Transaction,
+    secret: SecretRow,
+    version_id: str,
+    now: float,
+    sealed: bytes | None = None,
+    key_id: str | None = None,
+) -> None:
+    """A new version labelled AWSPENDING, the label taken off any other version (where it
+    can only sit on the current one: a pending label elsewhere blocks a rotation)."""
+    tx.insert_version(secret.pk, version_id, now, sealed, key_id)
     versions = tx.versions(secret.pk)
     labels = label_map(versions)
     for stages in labels.values():
-        stages.discard(PENDING)  # only ever on the current version here (checked above)
-    labels[token].add(PENDING)
+        stages.discard(PENDING)
+    labels[version_id].add(PENDING)
     write_labels(tx, secret, labels, versions)
 
 

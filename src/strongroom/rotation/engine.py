@@ -42,6 +42,7 @@ from strongroom.crypto.envelope import (
 from strongroom.domain.arn import partition_for_region
 from strongroom.domain.schedules import schedule_from_json
 from strongroom.operations.context import SecretValue
+from strongroom.operations.rotation import add_pending_version, find_function
 from strongroom.operations.schedule import next_rotation
 from strongroom.operations.sessions import SessionCredentials, issue_session
 from strongroom.operations.versions import label_map, write_labels
@@ -157,13 +158,7 @@ class RotationEngine:
                 version_id = pending.version_id  # the incomplete rotation, reattempted
             else:
                 version_id = str(uuid.uuid4())
-                tx.insert_version(secret.pk, version_id, now, None, None)
-                versions = tx.versions(secret.pk)
-                labels = label_map(versions)
-                for stages in labels.values():
-                    stages.discard(PENDING)
-                labels[version_id].add(PENDING)
-                write_labels(tx, secret, labels, versions)
+                add_pending_version(tx, secret, version_id, now)
             previous = tx.rotation_for_version(secret.pk, version_id)
             if previous is not None:
                 tx.update_rotation(
@@ -459,8 +454,6 @@ def _with_event(call: Invocation, event: dict[str, str]) -> Invocation:
 
 
 def _function_for(tx: Transaction, secret: SecretRow | None, arn: str) -> FunctionRow | None:
-    from strongroom.operations.rotation import find_function  # noqa: PLC0415 - import cycle
-
     if secret is None:
         return None
     return find_function(tx, secret.account_id, arn)
