@@ -208,6 +208,46 @@ class ListQuery:
     limit: int = 100
 
 
+@dataclass(slots=True)
+class AuditEventRow:
+    """One CloudTrail record with the columns the trail is searched by."""
+
+    event_id: str
+    event_time: float
+    event_source: str
+    event_name: str
+    user_name: str | None
+    access_key_id: str | None
+    resource_name: str | None
+    read_only: bool
+    record: str  # the record as JSON text
+    seq: int = 0  # assigned on insert
+    sealed_in: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditFileRow:
+    name: str  # "logs/<file>.json.gz" or "digests/<file>.json.gz"
+    kind: str  # "log" | "digest"
+    sequence: int  # the chain position of the digest (a log file shares its digest's)
+    content: bytes  # gzip JSON
+    end_time: float
+
+
+@dataclass(frozen=True, slots=True)
+class AuditQuery:
+    """A search of the trail: every condition must hold (AND)."""
+
+    start: float | None = None
+    end: float | None = None
+    # (column, value) pairs: event_id, event_name, event_source, user_name,
+    # access_key_id, resource_name, read_only
+    equals: tuple[tuple[str, Any], ...] = ()
+    after_seq: int | None = None  # paging: continue past this record
+    newest_first: bool = True
+    limit: int = 50
+
+
 class Transaction(Protocol):
     """Everything an operation may do inside one transaction."""
 
@@ -415,6 +455,25 @@ class Transaction(Protocol):
 
     def access_key_blobs(self) -> list[tuple[str, bytes]]: ...
     def replace_access_key_blob(self, access_key_id: str, sealed: bytes, key_id: str) -> None: ...
+
+    # The audit trail (storage.audit)
+    def insert_audit_events(self, rows: Sequence[AuditEventRow]) -> None: ...
+    def audit_events(self, query: AuditQuery) -> list[AuditEventRow]: ...
+    def unsealed_audit_events(self, limit: int) -> list[AuditEventRow]:
+        """The oldest records not yet in a log file, by position."""
+
+    def audit_events_sealed_in(self, sequence: int) -> list[AuditEventRow]: ...
+    def mark_audit_events_sealed(self, seqs: Sequence[int], sequence: int) -> None: ...
+    def delete_audit_events_sealed_through(self, sequence: int) -> int: ...
+    def insert_audit_file(self, row: AuditFileRow) -> None:
+        """Raises ConstraintViolation when the chain position is taken."""
+
+    def audit_file(self, name: str) -> AuditFileRow | None: ...
+    def audit_file_names(self, kind: str | None = None) -> list[tuple[str, str, int, float]]:
+        """(name, kind, sequence, end_time) of the stored files, by sequence."""
+
+    def newest_audit_digest(self) -> AuditFileRow | None: ...
+    def delete_audit_files_through(self, kind: str, sequence: int) -> int: ...
 
 
 class Store(Protocol):

@@ -310,3 +310,49 @@ rotation_steps = sa.Table(
     sa.Column("output", sa.Text),  # what the function printed, secret values masked
     sa.PrimaryKeyConstraint("rotation_pk", "attempt", "step", name="pk_rotation_steps"),
 )
+
+# The audit trail (strongroom.audit). Every call's CloudTrail record, written in the call's
+# own transaction (writes) or group-committed before the reply (everything else); the few
+# columns beside the record are what `audit lookup` and LookupEvents filter on.
+audit_events = sa.Table(
+    "audit_events",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("event_id", sa.String(36), nullable=False),
+    sa.Column("event_time", sa.Float, nullable=False),
+    sa.Column("event_source", sa.String(64), nullable=False),
+    sa.Column("event_name", sa.String(128), nullable=False),
+    sa.Column("user_name", sa.String(512)),
+    sa.Column("access_key_id", sa.String(128)),
+    sa.Column("resource_name", sa.String(2048)),
+    sa.Column("read_only", sa.Boolean, nullable=False),
+    sa.Column("record", sa.Text, nullable=False),  # the CloudTrail record, as JSON
+    # The chain position of the digest whose log file holds this record; NULL until sealed.
+    sa.Column("sealed_in", sa.Integer),
+    sa.Index("ix_audit_events_time", "event_time"),
+    sa.Index("ix_audit_events_name", "event_name", "event_time"),
+    sa.Index("ix_audit_events_user", "user_name", "event_time"),
+    sa.Index("ix_audit_events_resource", "resource_name", "event_time"),
+    # Only the records not yet in a log file: the index stays as small as the backlog.
+    sa.Index(
+        "ix_audit_events_unsealed",
+        "seq",
+        sqlite_where=sa.text("sealed_in IS NULL"),
+        postgresql_where=sa.text("sealed_in IS NULL"),
+    ),
+)
+
+# Sealed CloudTrail log files and their signed digests, as CloudTrail would store them in
+# S3 (gzip JSON); `strongroom audit export` writes them out as files. A log file and the
+# digest that lists it share their chain position, which is unique per kind: two nodes that
+# seal at once cannot both extend the chain.
+audit_files = sa.Table(
+    "audit_files",
+    metadata,
+    sa.Column("name", sa.String(512), primary_key=True),  # "logs/..." or "digests/..."
+    sa.Column("kind", sa.String(8), nullable=False),  # "log" | "digest"
+    sa.Column("sequence", sa.Integer, nullable=False),
+    sa.Column("content", sa.LargeBinary, nullable=False),
+    sa.Column("end_time", sa.Float, nullable=False),  # the newest event it covers
+    sa.UniqueConstraint("kind", "sequence", name="uq_audit_files_sequence"),
+)

@@ -34,6 +34,7 @@ from strongroom.storage.base import (
 )
 from strongroom.storage.execute import Executor, Result
 from strongroom.storage.filters import SORT_COLUMNS, filter_clause
+from strongroom.storage.audit import AuditQueries
 from strongroom.storage.iam import IamQueries
 from strongroom.storage.rotation import RotationQueries
 
@@ -70,11 +71,12 @@ def _version(row: Any, stages: list[str] | None = None) -> VersionRow:
     )
 
 
-class SqlTransaction(IamQueries, RotationQueries):
+class SqlTransaction(IamQueries, RotationQueries, AuditQueries):
     """The ``Transaction`` of ``storage.base`` over one DBAPI connection (``Executor``).
 
     The IAM methods live in ``storage.iam`` (``IamQueries``), the rotation ones in
-    ``storage.rotation`` (``RotationQueries``).
+    ``storage.rotation`` (``RotationQueries``), the audit ones in ``storage.audit``
+    (``AuditQueries``).
     """
 
     def __init__(self, db: Executor) -> None:

@@ -1,0 +1,135 @@
+"""The audit part of ``SqlTransaction`` (see ``storage.base`` for the contract).
+
+``audit_events`` is the trail's journal and its query index; ``audit_files`` holds the sealed
+CloudTrail log files and digests (``strongroom.audit.sealing``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from strongroom.storage import schema
+from strongroom.storage.base import AuditEventRow, AuditFileRow, AuditQuery
+from strongroom.storage.execute import Executor
+
+_E = schema.audit_events
+_AF = schema.audit_files
+_EVENT_COLUMNS = (
+    "event_id",
+    "event_time",
+    "event_source",
+    "event_name",
+    "user_name",
+    "access_key_id",
+    "resource_name",
+    "read_only",
+    "record",
+)
+_FILTER_COLUMNS = {
+    "event_id": _E.c.event_id,
+    "event_name": _E.c.event_name,
+    "event_source": _E.c.event_source,
+    "user_name": _E.c.user_name,
+    "access_key_id": _E.c.access_key_id,
+    "resource_name": _E.c.resource_name,
+    "read_only": _E.c.read_only,
+}
+
+
+def _indexable(value: Any) -> Any:
+    # PostgreSQL text cannot hold U+0000; a name a caller sent with one (refused later by
+    # the operation) must still be recorded, so the filter columns get U+FFFD instead. The
+    # record itself is JSON, where it is the escape \u0000.
+    return value.replace("\x00", "\ufffd") if isinstance(value, str) else value
+
+
+def _event(row: Any) -> AuditEventRow:
+    values = row._asdict()
+    values["read_only"] = bool(values["read_only"])
+    return AuditEventRow(**values)
+
+
+def _file(row: Any) -> AuditFileRow:
+    values = row._asdict()
+    values["content"] = bytes(values["content"])
+    return AuditFileRow(**values)
+
+
+class AuditQueries:
+    """Mixed into ``SqlTransaction``: the audit methods of the ``Transaction`` contract."""
+
+    db: Executor
+
+    def insert_audit_events(self, rows: Sequence[AuditEventRow]) -> None:
+        self.db.insert_many(
+            _E,
+            [{name: _indexable(getattr(row, name)) for name in _EVENT_COLUMNS} for row in rows],
+        )
+
+    def audit_events(self, query: AuditQuery) -> list[AuditEventRow]:
+        stmt = sa.select(_E)
+        if query.start is not None:
+            stmt = stmt.where(_E.c.event_time >= query.start)
+        if query.end is not None:
+            stmt = stmt.where(_E.c.event_time <= query.end)
+        for name, value in query.equals:
+            stmt = stmt.where(_FILTER_COLUMNS[name] == _indexable(value))
+        if query.after_seq is not None:
+            # Paging by position: newest first pages downwards, oldest first upwards.
+            bound = _E.c.seq < query.after_seq if query.newest_first else _E.c.seq > query.after_seq
+            stmt = stmt.where(bound)
+        order = (_E.c.seq.desc(),) if query.newest_first else (_E.c.seq,)
+        return [_event(r) for r in self.db.execute(stmt.order_by(*order).limit(query.limit))]
+
+    def unsealed_audit_events(self, limit: int) -> list[AuditEventRow]:
+        stmt = sa.select(_E).where(_E.c.sealed_in.is_(None)).order_by(_E.c.seq).limit(limit)
+        return [_event(r) for r in self.db.execute(stmt)]
+
+    def audit_events_sealed_in(self, sequence: int) -> list[AuditEventRow]:
+        stmt = sa.select(_E).where(_E.c.sealed_in == sequence).order_by(_E.c.seq)
+        return [_event(r) for r in self.db.execute(stmt)]
+
+    def mark_audit_events_sealed(self, seqs: Sequence[int], sequence: int) -> None:
+        for start in range(0, len(seqs), 500):  # keeps each IN list within every limit
+            chunk = list(seqs[start : start + 500])
+            self.db.execute(sa.update(_E).where(_E.c.seq.in_(chunk)).values(sealed_in=sequence))
+
+    def delete_audit_events_sealed_through(self, sequence: int) -> int:
+        result = self.db.execute(sa.delete(_E).where(_E.c.sealed_in <= sequence))
+        return int(result.rowcount)
+
+    def insert_audit_file(self, row: AuditFileRow) -> None:
+        """Raises ConstraintViolation when that chain position is taken (another sealer)."""
+        values = {
+            "name": row.name,
+            "kind": row.kind,
+            "sequence": row.sequence,
+            "content": row.content,
+            "end_time": row.end_time,
+        }
+        with self.db.savepoint():
+            self.db.execute(sa.insert(_AF).values(values))
+
+    def audit_file(self, name: str) -> AuditFileRow | None:
+        row = self.db.execute(sa.select(_AF).where(_AF.c.name == name)).first()
+        return None if row is None else _file(row)
+
+    def audit_file_names(self, kind: str | None = None) -> list[tuple[str, str, int, float]]:
+        """(name, kind, sequence, end_time) of every stored file, by sequence."""
+        stmt = sa.select(_AF.c.name, _AF.c.kind, _AF.c.sequence, _AF.c.end_time)
+        if kind is not None:
+            stmt = stmt.where(_AF.c.kind == kind)
+        rows = self.db.execute(stmt.order_by(_AF.c.sequence, _AF.c.kind))
+        return [(r.name, r.kind, int(r.sequence), float(r.end_time)) for r in rows]
+
+    def newest_audit_digest(self) -> AuditFileRow | None:
+        stmt = sa.select(_AF).where(_AF.c.kind == "digest").order_by(_AF.c.sequence.desc())
+        row = self.db.execute(stmt.limit(1)).first()
+        return None if row is None else _file(row)
+
+    def delete_audit_files_through(self, kind: str, sequence: int) -> int:
+        stmt = sa.delete(_AF).where(_AF.c.kind == kind, _AF.c.sequence <= sequence)
+        return int(self.db.execute(stmt).rowcount)
