@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from strongroom.audit.trail import CallAudit, CallStore, GroupCommitter
 from strongroom.auth import sigv4
 from strongroom.auth.keys import AccessKey, AccessKeys
 from strongroom.domain.principal import Principal, root_principal
@@ -31,10 +32,10 @@ from strongroom.operations.context import Context
 from strongroom.operations.iam.registry import IAM_OPERATIONS, IAM_READ_ONLY, iam_resource
 from strongroom.operations.registry import NOT_YET, OPERATIONS, READ_ONLY, READ_ONLY_FAST
 from strongroom.operations.sts import STS_OPERATIONS, STS_READ_ONLY, STS_SELF_AUTHORIZED
-from strongroom.protocol.asgi import Frontend, HttpRequest, Lane, Outcome
+from strongroom.protocol.asgi import Audit, Frontend, HttpRequest, Lane, Outcome
 from strongroom.protocol.model import ServiceModel
 from strongroom.rotation.engine import RotationEngine
-from strongroom.storage.base import TextNotStorable, TransientConflict
+from strongroom.storage.base import Store, TextNotStorable, TransientConflict
 from strongroom.storage.clock import DatabaseClock
 from strongroom.worker import Worker
 
@@ -91,10 +92,11 @@ def _context(
     installation: Installation,
     caller: Caller,
     clock: Any,
+    store: Store,
     wake_rotations: Callable[[], None] | None = None,
 ) -> Context:
     return Context(
-        store=installation.store,
+        store=store,
         sealer=installation.sealer,
         account_id=installation.account_id,
         region=caller.region,
@@ -131,17 +133,20 @@ class SecretsManager:
             return "inline"
         return "read" if operation in READ_ONLY else "write"
 
-    def run(self, caller: Caller, operation: str, request: dict[str, Any]) -> Outcome:
+    def run(
+        self, caller: Caller, operation: str, request: dict[str, Any], call: CallAudit | None
+    ) -> Outcome:
         function = OPERATIONS.get(operation)
         if function is None:
             reason = NOT_YET.get(operation, "it is not supported")
             raise InvalidRequestException(f"Strongroom does not support {operation}: {reason}.")
 
         def attempt() -> Outcome:
-            ctx = _context(self.installation, caller, self.clock, self.wake_rotations)
+            store = self.installation.store if call is None else CallStore(self.installation.store)
+            ctx = _context(self.installation, caller, self.clock, store, self.wake_rotations)
             if ctx.access is not None:
                 ctx.access.check(ctx, operation, request)
-            return Outcome(function(ctx, request), ctx.later)
+            return _audited(ctx, call, lambda: function(ctx, request))
 
         try:
             return retrying(attempt)
@@ -166,13 +171,22 @@ class IdentityServices:
         read_only = IAM_READ_ONLY if service == "iam" else STS_READ_ONLY
         return "read" if action in read_only else "write"
 
-    def run(self, caller: Caller, service: str, action: str, request: dict[str, Any]) -> Outcome:
+    def run(
+        self,
+        caller: Caller,
+        service: str,
+        action: str,
+        request: dict[str, Any],
+        call: CallAudit | None,
+    ) -> Outcome:
         operations = IAM_OPERATIONS if service == "iam" else STS_OPERATIONS
         function = operations.get(action)
         if function is None:
             raise InvalidAction(f"Strongroom does not support {service}:{action}.")
         try:
-            return retrying(lambda: self._run(caller, service, action, request, function))
+            return retrying(
+                lambda: self._run(caller, service, action, request, function, call=call)
+            )
         except TextNotStorable as exc:
             raise ValidationError(NUL_REFUSED) from exc
 
@@ -183,8 +197,11 @@ class IdentityServices:
         action: str,
         request: dict[str, Any],
         function: Any,
+        *,
+        call: CallAudit | None,
     ) -> Outcome:
-        ctx = _context(self.installation, caller, self.clock)
+        store = self.installation.store if call is None else CallStore(self.installation.store)
+        ctx = _context(self.installation, caller, self.clock, store)
         # GetCallerIdentity needs no permission; AssumeRole weighs the role's trust policy
         # together with the caller's own policies itself (STS_SELF_AUTHORIZED).
         if ctx.access is not None and not (service == "sts" and action in STS_SELF_AUTHORIZED):
@@ -204,7 +221,26 @@ class IdentityServices:
                     ctx.account_id,
                     keys=request_tag_keys(request),
                 )
-        return Outcome(function(ctx, request), ctx.later)
+        return _audited(ctx, call, lambda: function(ctx, request))
+
+
+def _audited(
+    ctx: Context, call: CallAudit | None, operation: Callable[[], dict[str, Any]]
+) -> Outcome:
+    """Run an operation; if it wrote, commit its writes together with the call's record."""
+    store = ctx.store
+    if not isinstance(store, CallStore) or call is None:
+        return Outcome(operation(), ctx.later)
+    try:
+        result = operation()
+    except BaseException:
+        store.rollback()
+        raise
+    if not store.wrote:
+        store.done()
+        return Outcome(result, ctx.later)
+    store.commit(call.row(response=result))
+    return Outcome(result, ctx.later, recorded=True)
 
 
 def build_app(
@@ -230,6 +266,9 @@ def build_app(
     identity = IdentityServices(installation, authenticator, clock=clock)
     worker = Worker(installation.store, clock=clock)
     stop = threading.Event()
+    audit = None
+    if installation.settings.audit:
+        audit = Audit(GroupCommitter(installation.store), installation.account_id)
 
     def start() -> None:
         threading.Thread(target=worker.run_forever, args=(stop,), daemon=True).start()
@@ -246,6 +285,7 @@ def build_app(
         on_startup=start,
         on_shutdown=stop.set,
         query_handler=identity,
+        audit=audit,
         threads=4 if embedded else SERVER_DATABASE_THREADS,
         writers=1 if embedded else SERVER_DATABASE_WRITERS,
     )

@@ -78,6 +78,11 @@ SETTINGS: tuple[Setting, ...] = (
         _bool,
     ),
     Setting("workers", "Server processes (default 1).", int),
+    Setting(
+        "audit",
+        "Record every call in the audit trail (default true). Off only to measure its cost.",
+        _bool,
+    ),
     Setting("log_level", "Log level: debug, info, warning, error (default info).", _log_level),
 )
 
@@ -92,6 +97,7 @@ class Settings:
     account_id: str | None = None
     dev: bool = False
     workers: int = 1
+    audit: bool = True
     log_level: str = "info"
 
     @property

@@ -18,6 +18,9 @@ Theory of operation
 6. Serialise the result per the model, or the ``ServiceError`` as ``{"__type", "Message"}``
    (JSON) or ``<ErrorResponse>`` (Query); anything unexpected is logged and answered as a
    500.
+7. Record the call in the audit trail before replying (``strongroom.audit.trail``): a call
+   that wrote has recorded itself in its own transaction; any other is group-committed
+   here. A record that cannot be written turns the reply into an internal error.
 
 The routing and body handling are written against raw ASGI rather than a framework router:
 the whole surface is one endpoint, and each layer of request objects costs measurable time
@@ -39,6 +42,7 @@ from typing import Any, Literal, Protocol
 import anyio
 import anyio.to_thread
 
+from strongroom.audit.trail import CallAudit, GroupCommitter, credential_scope
 from strongroom.errors import (
     InternalServiceError,
     InvalidAction,
@@ -87,6 +91,15 @@ Lane = Literal["inline", "read", "write"]
 class Outcome:
     result: dict[str, Any]
     later: list[Callable[[], None]]  # run in a thread before the response is sent
+    recorded: bool = False  # the call's audit record was committed with its writes
+
+
+@dataclass(frozen=True, slots=True)
+class Audit:
+    """The front end's part of the audit trail: who commits records, for which account."""
+
+    committer: GroupCommitter
+    account_id: str
 
 
 class Handler(Protocol):
@@ -102,8 +115,11 @@ class Handler(Protocol):
         """Where ``operation`` runs: "inline" (never blocks: on the event loop), "read" (a
         worker thread) or "write" (the one thread that writes at a time)."""
 
-    def run(self, caller: Any, operation: str, request: dict[str, Any]) -> Outcome:
-        """Run one validated action for ``caller``; raises ``ServiceError``."""
+    def run(
+        self, caller: Any, operation: str, request: dict[str, Any], call: CallAudit | None
+    ) -> Outcome:
+        """Run one validated action for ``caller``; raises ``ServiceError``. With ``call``,
+        a call that writes commits its audit record with its writes (``Outcome.recorded``)."""
 
 
 class QueryHandler(Protocol):
@@ -115,7 +131,14 @@ class QueryHandler(Protocol):
     def lane(self, service: str, action: str) -> Lane:
         """ "read" or "write" (see ``Handler.lane``)."""
 
-    def run(self, caller: Any, service: str, action: str, request: dict[str, Any]) -> Outcome:
+    def run(
+        self,
+        caller: Any,
+        service: str,
+        action: str,
+        request: dict[str, Any],
+        call: CallAudit | None,
+    ) -> Outcome:
         """Run one validated IAM or STS action for ``caller``; raises ``ServiceError``."""
 
 
@@ -129,9 +152,11 @@ class Frontend:
         threads: int = 4,
         writers: int = 1,
         query_handler: QueryHandler | None = None,
+        audit: Audit | None = None,
     ) -> None:
         self.handler = handler
         self.query = query_handler
+        self.audit = audit
         # What runs beside the front end (the rotation engine, ...), by name: for tools and tests.
         self.services: dict[str, Any] = {}
         # Few threads on purpose: writes are serialised anyway and reads are short, so more
@@ -179,7 +204,11 @@ class Frontend:
         try:
             request = await _read(scope, receive)
         except ServiceError as exc:
-            await _reply(send, exc.status, error_body(exc.code, exc.message), request_id)
+            status, body = exc.status, error_body(exc.code, exc.message)
+            call = self._call(_unread(scope), request_id, "secretsmanager")
+            if call is not None and not await self._record(call, None, exc.code, exc.message):
+                status, body = _unrecorded(request_id)
+            await _reply(send, status, body, request_id)
             return
         if self.query is not None and _is_query(request):
             status, body, content_type = await self._query_call(self.query, request, request_id)
@@ -193,35 +222,82 @@ class Frontend:
     ) -> tuple[int, bytes]:
         started = time.perf_counter()
         operation = "-"
+        call = self._call(request, request_id, "secretsmanager")
+        if call is not None:
+            call.event_name = _target_name(request, self.prefix)
+        response: dict[str, Any] | None = None
+        code: str | None = None
+        message: str | None = None
         try:
             caller = self.handler.authenticate(request)
             operation = _target(request, self.prefix)
+            _identify(call, caller, operation)
             model_op = self.handler.model.operation(operation)
             if model_op is None or scope["method"] != "POST":
                 raise UnknownOperationException("")  # noqa: TRY301 - answered like any error
             parsed = model_op.parse_input(request.body)
             lane = self.handler.lane(operation)
+            if call is not None:
+                call.request, call.read_only = parsed, lane != "write"
             if lane == "inline":
-                outcome = self.handler.run(caller, operation, parsed)
+                outcome = self.handler.run(caller, operation, parsed, call)
             else:
                 limiter = self._writer if lane == "write" else None
                 outcome = await anyio.to_thread.run_sync(
-                    self.handler.run, caller, operation, parsed, limiter=limiter
+                    self.handler.run, caller, operation, parsed, call, limiter=limiter
                 )
             for job in outcome.later:
                 await anyio.to_thread.run_sync(job, limiter=self._writer)
             status, body = 200, model_op.serialize_output(outcome.result)
+            if outcome.recorded:
+                call = None
+            response = outcome.result
         except ServiceError as exc:
             status, body = exc.status, error_body(exc.code, exc.message)
-            code = exc.code
+            code, message = exc.code, exc.message
         except Exception:
             logger.exception("request %s (%s) failed", request_id, operation)
             error = InternalServiceError("An internal error occurred. Request id: " + request_id)
-            status, body, code = error.status, error_body(error.code, error.message), error.code
-        else:
-            code = "-"
-        _log(request_id, operation, status, code, started)
+            status, body = error.status, error_body(error.code, error.message)
+            code, message = error.code, error.message
+        if call is not None and not await self._record(call, response, code, message):
+            status, body = _unrecorded(request_id)
+        _log(request_id, operation, status, code or "-", started)
         return status, body
+
+    def _call(self, request: HttpRequest, request_id: str, service: str) -> CallAudit | None:
+        """The call's audit facts as far as the raw request tells them (None: audit off)."""
+        if self.audit is None:
+            return None
+        access_key_id, region = credential_scope(request.header(b"authorization"))
+        agent = request.header(b"user-agent")
+        return CallAudit(
+            service=service,
+            request_id=request_id,
+            event_time=time.time(),
+            source_ip=request.client_ip,
+            user_agent=None if agent is None else agent.decode("latin-1"),
+            access_key_id=access_key_id,
+            region=region or "us-east-1",
+            account_id=self.audit.account_id,
+        )
+
+    async def _record(
+        self,
+        call: CallAudit,
+        response: dict[str, Any] | None,
+        code: str | None,
+        message: str | None,
+    ) -> bool:
+        """Commit the call's record; False (and logged) when it could not be written."""
+        assert self.audit is not None  # noqa: S101 - calls exist only with the audit on
+        try:
+            row = call.row(response=response, error_code=code, error_message=message)
+            await self.audit.committer.commit(row)
+        except Exception:
+            logger.exception("request %s: its audit record could not be written", call.request_id)
+            return False
+        return True
 
     async def _query_call(
         self, handler: QueryHandler, request: HttpRequest, request_id: str
@@ -230,12 +306,20 @@ class Frontend:
         started = time.perf_counter()
         action = "-"
         service = query.QueryService.load("sts")  # what answers until the service is known
+        call: CallAudit | None = None
+        response: dict[str, Any] | None = None
+        message: str | None = None
         try:
             form = query.decode_form(request.body, request.query_string)
             service = query.QueryService.load(_query_service(request, form))
+            call = self._call(request, request_id, service.name)
+            action = form.get("Action", "")
+            if call is not None:
+                call.event_name = action or "-"
             caller = handler.authenticate(request, service.name)
-            action = form.pop("Action", "")
+            form.pop("Action", None)
             form.pop("Version", None)
+            _identify(call, caller, action)
             operation = service.operation(action)
             if operation is None:
                 version = _QUERY_API_VERSIONS[service.name]
@@ -243,14 +327,21 @@ class Frontend:
                     f"Could not find operation {action} for version {version}"
                 )
             parsed = operation.parse_input(form)
-            limiter = self._writer if handler.lane(service.name, action) == "write" else None
+            lane = handler.lane(service.name, action)
+            if call is not None:
+                call.request, call.read_only = parsed, lane != "write"
+            limiter = self._writer if lane == "write" else None
             outcome = await anyio.to_thread.run_sync(
-                handler.run, caller, service.name, action, parsed, limiter=limiter
+                handler.run, caller, service.name, action, parsed, call, limiter=limiter
             )
             status, body = 200, operation.serialize_output(outcome.result, request_id)
             code = "-"
+            if outcome.recorded:
+                call = None
+            response = outcome.result
         except ServiceError as exc:
             code, status = _QUERY_ERRORS.get(exc.code, (exc.code, exc.status))
+            message = exc.message
             body = query.error_xml(
                 service,
                 code,
@@ -260,12 +351,30 @@ class Frontend:
             )
         except Exception:
             logger.exception("request %s (%s) failed", request_id, action)
-            code, status = "ServiceFailure", 500
-            body = query.error_xml(
-                service, code, "An internal error occurred.", request_id, fault=True
-            )
+            code, status, message = "ServiceFailure", 500, "An internal error occurred."
+            body = query.error_xml(service, code, message, request_id, fault=True)
+        if self.audit is not None:
+            if call is None and response is None:  # the form itself was refused
+                call = self._call(request, request_id, service.name)
+            failed = None if code == "-" else code
+            if call is not None and not await self._record(call, response, failed, message):
+                code, status = "ServiceFailure", 500
+                body = query.error_xml(
+                    service, code, "An internal error occurred.", request_id, fault=True
+                )
         _log(request_id, action, status, code, started)
         return status, body, XML_CONTENT_TYPE
+
+
+def _identify(call: CallAudit | None, caller: Any, operation: str) -> None:
+    """Once the caller is authenticated: who it is and what it asked for, for its record."""
+    if call is None:
+        return
+    call.event_name = operation
+    principal = getattr(caller, "principal", None)
+    if principal is not None:
+        call.principal = principal
+        call.region = getattr(caller, "region", call.region)
 
 
 # The JSON protocol's codes for the errors both front ends raise, as Query services name them.
@@ -372,6 +481,32 @@ async def _read(scope: Scope, receive: Receive) -> HttpRequest:
         query_string=scope.get("query_string", b""),
         headers=headers,
         body=b"".join(chunks),
+        client_ip=client[0] if client else None,
+        secure=scope.get("scheme") == "https",
+    )
+
+
+def _unrecorded(request_id: str) -> tuple[int, bytes]:
+    """The reply to a call whose audit record could not be written (fail closed)."""
+    error = InternalServiceError("An internal error occurred. Request id: " + request_id)
+    return error.status, error_body(error.code, error.message)
+
+
+def _target_name(request: HttpRequest, prefix: str) -> str:
+    """The action a request names, for its record even when it is refused before dispatch."""
+    target = (request.header(b"x-amz-target") or b"").decode("latin-1")
+    return target.removeprefix(prefix) or "-"
+
+
+def _unread(scope: Scope) -> HttpRequest:
+    """What is known of a request whose body was refused: its headers and client."""
+    client = scope.get("client")
+    return HttpRequest(
+        method=scope["method"],
+        raw_path=b"/",
+        query_string=b"",
+        headers=list(scope["headers"]),
+        body=b"",
         client_ip=client[0] if client else None,
         secure=scope.get("scheme") == "https",
     )

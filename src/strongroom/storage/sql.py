@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from strongroom.storage import schema
 from strongroom.storage import statements as q
+from strongroom.storage.audit import AuditQueries
 from strongroom.storage.base import (
     AccessKeyRow,
     AlreadyExists,
@@ -34,7 +35,6 @@ from strongroom.storage.base import (
 )
 from strongroom.storage.execute import Executor, Result
 from strongroom.storage.filters import SORT_COLUMNS, filter_clause
-from strongroom.storage.audit import AuditQueries
 from strongroom.storage.iam import IamQueries
 from strongroom.storage.rotation import RotationQueries
 

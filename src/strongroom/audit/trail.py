@@ -1,0 +1,297 @@
+"""Recording calls durably: the link between the front end and the audit tables.
+
+Theory of operation (fail closed)
+---------------------------------
+- A call that writes records itself in its own transaction: the operation runs on a
+  ``CallStore``, which holds every write transaction of the call open until the front end
+  has the result, then inserts the call's record and commits both at once. If the record
+  cannot be written, the write is rolled back with it; the call fails and changes nothing.
+- Every other call (reads, failures, calls refused before they ran) is group-committed by
+  ``GroupCommitter`` before the front end replies: the request waits on a future that the
+  committer's thread resolves once its batch of records is committed. If the batch fails,
+  the call is answered with an internal error instead, so a value never leaves the server
+  unless its read was recorded.
+- Records land in ``audit_events`` of the installation's database (so every node of a
+  multi-node installation writes to the same trail); ``sealing`` later seals them into
+  signed CloudTrail log files.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from typing import Any, Final
+
+from strongroom.audit.records import CallFacts, cloudtrail_record
+from strongroom.domain.principal import Principal
+from strongroom.storage.base import AuditEventRow, Store, Transaction, TransientConflict
+
+logger = logging.getLogger("strongroom.audit")
+
+SOURCES: Final = {
+    "secretsmanager": "secretsmanager.amazonaws.com",
+    "iam": "iam.amazonaws.com",
+    "sts": "sts.amazonaws.com",
+    "cloudtrail": "cloudtrail.amazonaws.com",
+}
+# Members that name what a call acts on, most specific first: what `audit lookup
+# --resource-name` and LookupEvents' ResourceName find a call by.
+_RESOURCE_MEMBERS: Final = ("SecretId", "Name", "UserName", "RoleName", "PolicyArn", "RoleArn")
+_SECRET_ARN = re.compile(r"^arn:[^:]+:secretsmanager:[^:]*:\d*:secret:(.+?)(-[A-Za-z0-9]{6})?$")
+_CREDENTIAL = re.compile(rb"Credential=([^/,\s]+)/[^/,\s]*/([^/,\s]*)/")
+_BATCH_ATTEMPTS: Final = 3
+
+
+def resource_name(value: str) -> str:
+    """A secret's name from its ARN (full or partial); other names as they are."""
+    match = _SECRET_ARN.match(value)
+    return match[1] if match else value
+
+
+def user_name(principal: Principal | None) -> str | None:
+    """Who LookupEvents' Username finds a call by: the user, the role session, or root."""
+    if principal is None:
+        return None
+    if principal.is_root:
+        return "root"
+    return principal.session_name if principal.role_arn else principal.user_name
+
+
+def credential_scope(authorization: bytes | None) -> tuple[str | None, str | None]:
+    """(access key id, region) a request claims in its Authorization header, unverified.
+
+    For the record of a call whose authentication failed: the caller is still known by the
+    key it presented."""
+    match = _CREDENTIAL.search(authorization or b"")
+    if match is None:
+        return None, None
+    return match[1].decode("latin-1"), match[2].decode("latin-1") or None
+
+
+@dataclass(slots=True)
+class CallAudit:
+    """What the front end learns about one call as it goes, for its record."""
+
+    service: str  # "secretsmanager", "iam", "sts", "cloudtrail"
+    request_id: str
+    event_time: float
+    source_ip: str | None
+    user_agent: str | None
+    access_key_id: str | None
+    region: str
+    account_id: str
+    event_name: str = "-"
+    principal: Principal | None = None
+    request: Mapping[str, Any] | None = None
+    read_only: bool = False
+
+    def row(
+        self,
+        *,
+        response: Mapping[str, Any] | None = None,
+        error_code: str | None = None,
+        error_message: str | None = None,
+    ) -> AuditEventRow:
+        """The call's record, ready to insert."""
+        facts = CallFacts(
+            event_source=SOURCES[self.service],
+            event_name=self.event_name,
+            region="us-east-1" if self.service == "iam" else self.region,  # IAM is global
+            account_id=self.account_id,
+            principal=self.principal,
+            access_key_id=self.access_key_id,
+            source_ip=self.source_ip,
+            user_agent=self.user_agent,
+            request_id=self.request_id,
+            event_time=self.event_time,
+            request=self.request,
+            response=response,
+            error_code=error_code,
+            error_message=error_message,
+            read_only=self.read_only,
+        )
+        event_id = str(uuid.uuid4())
+        record = cloudtrail_record(facts, event_id=event_id)
+        return AuditEventRow(
+            event_id=event_id,
+            event_time=self.event_time,
+            event_source=record["eventSource"],
+            event_name=self.event_name,
+            user_name=user_name(self.principal),
+            access_key_id=record["userIdentity"].get("accessKeyId"),
+            resource_name=self._resource(response),
+            read_only=self.read_only,
+            record=json.dumps(record, separators=(",", ":")),
+        )
+
+    def _resource(self, response: Mapping[str, Any] | None) -> str | None:
+        for source in (self.request, response):
+            for member in _RESOURCE_MEMBERS:
+                value = source.get(member) if source else None
+                if isinstance(value, str) and value:
+                    return resource_name(value)
+        return None
+
+
+class CallStore:
+    """The store as one call's operation sees it.
+
+    Every write transaction the operation opens is the same one, left open when the
+    operation's ``with`` ends; ``commit`` adds the call's record to it and commits. Reads
+    after the first write read inside it (they see the call's own writes). Once the
+    operation has returned (``done``), transactions are the store's own again: the work a
+    read leaves for later (``Context.later``) is not part of the call.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._stack: ExitStack | None = None
+        self._tx: Transaction | None = None
+        self._done = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    @property
+    def wrote(self) -> bool:
+        return self._tx is not None
+
+    @contextmanager
+    def read(self) -> Iterator[Transaction]:
+        if self._tx is not None:
+            yield self._tx
+            return
+        with self._store.read() as tx:
+            yield tx
+
+    @contextmanager
+    def write(self) -> Iterator[Transaction]:
+        if self._done:
+            with self._store.write() as tx:
+                yield tx
+            return
+        if self._tx is None:
+            stack = ExitStack()
+            self._tx = stack.enter_context(self._store.write())
+            self._stack = stack
+        try:
+            yield self._tx
+        except BaseException:
+            self._end(failed=True)
+            raise
+
+    def commit(self, row: AuditEventRow) -> None:
+        """Insert the call's record into its write transaction and commit them together."""
+        assert self._tx is not None  # noqa: S101 - only called when ``wrote``
+        try:
+            self._tx.insert_audit_events([row])
+        except BaseException:
+            self._end(failed=True)
+            raise
+        self._end(failed=False)
+
+    def rollback(self) -> None:
+        """Undo the call's writes (the call failed after its transaction had begun)."""
+        if self._tx is not None:
+            self._end(failed=True)
+
+    def done(self) -> None:
+        """The operation has returned without writing: nothing is held any more."""
+        self._done = True
+
+    def _end(self, *, failed: bool) -> None:
+        self._done = True
+        stack, self._stack, self._tx = self._stack, None, None
+        if stack is None:
+            return
+        if failed:
+            # Roll back as the store does on an error: hand it the exception in flight.
+            error = sys.exc_info()[1] or RuntimeError("call abandoned")
+            stack.__exit__(type(error), error, error.__traceback__)
+        else:
+            stack.close()  # COMMIT (a server database may raise TransientConflict here)
+
+
+class GroupCommitter:
+    """Commits records from many concurrent calls in few transactions (see the module doc)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._cond = threading.Condition()
+        self._queue: list[tuple[AuditEventRow, asyncio.Future[None]]] = []
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self.batches = 0  # for tests and benchmarks: how many transactions so far
+
+    async def commit(self, row: AuditEventRow) -> None:
+        """Returns once ``row`` is committed; raises when it could not be."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        with self._cond:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="audit-commit", daemon=True)
+                self._thread.start()
+            self._queue.append((row, future))
+            self._cond.notify()
+        await future
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._closed:
+                    self._cond.wait()
+                if not self._queue:
+                    return
+                batch, self._queue = self._queue, []
+            error = self._write([row for row, _ in batch])
+            self.batches += 1
+            by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+            for _, future in batch:
+                by_loop.setdefault(future.get_loop(), []).append(future)
+            for loop, futures in by_loop.items():
+                with contextlib.suppress(RuntimeError):  # that loop closed: nobody waits
+                    loop.call_soon_threadsafe(_settle, futures, error)
+
+    def _write(self, rows: list[AuditEventRow]) -> BaseException | None:
+        for attempt in range(1, _BATCH_ATTEMPTS + 1):
+            try:
+                with self._store.write() as tx:
+                    tx.insert_audit_events(rows)
+            except TransientConflict as exc:
+                if attempt == _BATCH_ATTEMPTS:
+                    return exc
+                time.sleep(0.005 * attempt)
+            except Exception as exc:
+                logger.exception("writing %d audit records failed", len(rows))
+                return exc
+            else:
+                return None
+        raise AssertionError  # unreachable
+
+
+def _settle(futures: list[asyncio.Future[None]], error: BaseException | None) -> None:
+    for future in futures:
+        if future.done():
+            continue  # its request was cancelled (the client went away)
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(AuditUnavailable(str(error)))
+
+
+class AuditUnavailable(Exception):
+    """A record could not be written durably: the call must fail (fail closed)."""
