@@ -13,6 +13,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from strongroom.audit.sealing import signing_key
 from strongroom.crypto.envelope import DecryptError, Sealer, aad_for_access_key, key_id_of
 from strongroom.crypto.keys import load_or_create_keyring
 from strongroom.settings import Settings, SettingsError
@@ -36,6 +39,7 @@ class Installation:
     sealer: Sealer
     account_id: str
     token_key: bytes
+    audit_key: Ed25519PrivateKey  # signs the audit trail's digests (audit.sealing)
     created_master_key: bool = False
     # Set only on the start that generated them, so they can be shown once.
     new_root_credentials: tuple[str, str] | None = None
@@ -74,6 +78,7 @@ def open_installation(
                     token_key = _token_key(tx)
                     new_root = _root_key(tx, sealer, account_id, environ)
                     _check_master_key(tx, sealer, settings)
+                    audit_key = signing_key(tx, sealer)
                     if new_root is not None:
                         # Written before the key is committed: a crash in between must not
                         # leave a root key that nobody was ever shown.
@@ -93,6 +98,7 @@ def open_installation(
         sealer=sealer,
         account_id=account_id,
         token_key=token_key,
+        audit_key=audit_key,
         created_master_key=created_key,
     )
     installation.new_root_credentials = new_root

@@ -83,6 +83,16 @@ SETTINGS: tuple[Setting, ...] = (
         "Record every call in the audit trail (default true). Off only to measure its cost.",
         _bool,
     ),
+    Setting(
+        "audit_seal_seconds",
+        "Longest a call's record waits before it is sealed into a signed log file (default 300).",
+        float,
+    ),
+    Setting(
+        "audit_retention_days",
+        "Drop sealed audit records, log files and digests older than this (default: keep all).",
+        float,
+    ),
     Setting("log_level", "Log level: debug, info, warning, error (default info).", _log_level),
 )
 
@@ -98,6 +108,8 @@ class Settings:
     dev: bool = False
     workers: int = 1
     audit: bool = True
+    audit_seal_seconds: float = 300.0
+    audit_retention_days: float | None = None
     log_level: str = "info"
 
     @property

@@ -25,7 +25,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -86,7 +86,44 @@ def digest_sequence(name: str) -> int:
     return int(name.removesuffix(".json.gz").rsplit("_", 1)[1])
 
 
-JOURNAL: Final = "journal.jsonl"
+JOURNAL: Final = "journal"  # what reports call the records not yet sealed
+
+
+class TrailFiles(Protocol):
+    """Where verify reads a trail from: the database (``sealing.StoreFiles``) or a directory
+    of exported files (``DirectoryFiles``). Names are ``logs/<file>`` / ``digests/<file>``."""
+
+    def names(self, folder: str) -> list[str]:
+        """The file names (without the folder) stored under ``folder``."""
+
+    def read(self, name: str) -> bytes | None:
+        """The stored bytes, or None when there is no such file."""
+
+    def journal(self) -> list[Any]:
+        """Records not yet sealed into a log file (parsed JSON)."""
+
+    def indexed_records(self, sequence: int) -> list[Any] | None:
+        """The searchable copy of the records of the log file at ``sequence`` (None: none kept)."""
+
+
+class DirectoryFiles:
+    """A trail exported to a directory (``strongroom audit export``)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def names(self, folder: str) -> list[str]:
+        return sorted(p.name for p in (self.directory / folder).glob("*.json.gz"))
+
+    def read(self, name: str) -> bytes | None:
+        path = self.directory / name
+        return path.read_bytes() if path.is_file() else None
+
+    def journal(self) -> list[Any]:
+        return []
+
+    def indexed_records(self, sequence: int) -> list[Any] | None:  # noqa: ARG002 - protocol
+        return None
 
 
 @dataclass
@@ -110,40 +147,48 @@ class VerifyReport:
 
 
 def verify(
-    directory: Path,
+    files: TrailFiles,
     public_key: Ed25519PublicKey,
     *,
     start: datetime | None = None,
     end: datetime | None = None,
 ) -> VerifyReport:
-    """Check the digest chain, every log file and the journal under `directory`.
+    """Check the digest chain, every log file and the unsealed records of a trail.
 
     Digests outside [start, end] still have their signature and chain link checked (that is
     cheap and keeps the chain whole); only the log files of digests overlapping the range
-    are hashed and read.
+    are hashed and read. Digests and log files that retention pruned are allowed to be
+    missing only up to the position a later, signed digest says was pruned (`prunedThrough`).
     """
     report = VerifyReport()
     low = _iso(start) if start else None
     high = _iso(end) if end else None
     listed: set[str] = set()
     event_ids: set[str] = set()
+    loaded = _load_digests(files, public_key, report)
+    pruned = max((int(d.get("prunedThrough") or 0) for _, d in loaded), default=0)
+    if pruned:
+        report.notes.append(f"digests 1-{pruned} and their log files were pruned by retention")
     previous: tuple[str, dict[str, Any]] | None = None
-    for path, digest in _load_digests(directory, public_key, report):
-        name = f"{DIGESTS}/{path.name}"
-        _check_link(directory, name, digest, previous, report)
+    for name, digest in loaded:
+        _check_link(files, name, digest, previous, pruned, report)
         previous = (name, digest)
-        files = digest.get("logFiles") or []
-        listed.update(str(f.get("s3Object")) for f in files)
+        entries = digest.get("logFiles") or []
+        listed.update(str(f.get("s3Object")) for f in entries)
         if (low and digest.get("digestEndTime", "") < low) or (
             high and digest.get("digestStartTime", "") > high
         ):
             continue
-        for entry in files:
-            _check_log_file(directory, name, entry, event_ids, report)
-    for log in sorted((directory / LOGS).glob("*.json.gz")):
-        if f"{LOGS}/{log.name}" not in listed:
-            report.problems.append(f"{LOGS}/{log.name}: not listed in any digest")
-    _check_journal(directory / JOURNAL, event_ids, report)
+        for entry in entries:
+            _check_log_file(files, name, entry, event_ids, report)
+    for log in files.names(LOGS):
+        if f"{LOGS}/{log}" not in listed:
+            report.problems.append(f"{LOGS}/{log}: not listed in any digest")
+    journal = files.journal()
+    _check_ids(JOURNAL, journal, event_ids, report)
+    report.journal_records = len(journal)
+    if journal:
+        report.notes.append(f"{len(journal)} records not yet sealed into a log file (parsed only)")
     return report
 
 
@@ -153,23 +198,32 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _gzip_json(files: TrailFiles, name: str) -> Any:
+    raw = files.read(name)
+    if raw is None:
+        raise FileNotFoundError(name)
+    try:
+        return json.loads(gzip.decompress(raw))
+    except (gzip.BadGzipFile, EOFError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"not gzipped JSON: {exc.__class__.__name__}") from exc
+
+
 def _load_digests(
-    directory: Path, public_key: Ed25519PublicKey, report: VerifyReport
-) -> list[tuple[Path, dict[str, Any]]]:
+    files: TrailFiles, public_key: Ed25519PublicKey, report: VerifyReport
+) -> list[tuple[str, dict[str, Any]]]:
     """Every readable, correctly signed digest, in chain (sequence) order."""
-    ordered: list[tuple[int, Path]] = []
-    for path in (directory / DIGESTS).glob("*.json.gz"):
+    ordered: list[tuple[int, str]] = []
+    for file_name in files.names(DIGESTS):
         try:
-            ordered.append((digest_sequence(path.name), path))
+            ordered.append((digest_sequence(file_name), f"{DIGESTS}/{file_name}"))
         except (IndexError, ValueError):
-            report.problems.append(f"{DIGESTS}/{path.name}: not a digest file name")
-    loaded: list[tuple[Path, dict[str, Any]]] = []
+            report.problems.append(f"{DIGESTS}/{file_name}: not a digest file name")
+    loaded: list[tuple[str, dict[str, Any]]] = []
     expected_fingerprint = fingerprint(public_key)
-    for _, path in sorted(ordered):
-        name = f"{DIGESTS}/{path.name}"
+    for _, name in sorted(ordered):
         report.digests += 1
         try:
-            digest = read_gzip_json(path)
+            digest = _gzip_json(files, name)
         except (OSError, ValueError) as exc:
             report.problems.append(f"{name}: unreadable ({exc})")
             continue
@@ -182,28 +236,30 @@ def _load_digests(
         elif digest.get("digestS3Object") != name:
             report.problems.append(f"{name}: says it is {digest.get('digestS3Object')}")
         else:
-            loaded.append((path, digest))
+            loaded.append((name, digest))
     return loaded
 
 
-def _check_link(
-    directory: Path,
+def _check_link(  # noqa: PLR0917 - the chain walk's state, passed along
+    files: TrailFiles,
     name: str,
     digest: dict[str, Any],
     previous: tuple[str, dict[str, Any]] | None,
+    pruned: int,
     report: VerifyReport,
 ) -> None:
     claimed = digest.get("previousDigestS3Object")
     if previous is None:
-        if claimed is not None:
-            if not (directory / str(claimed)).exists():
-                report.problems.append(f"{claimed}: missing (previous digest of {name})")
-            else:
-                report.problems.append(f"{name}: previous digest {claimed} failed its checks")
+        if claimed is None:
+            return
+        if files.read(str(claimed)) is not None:
+            report.problems.append(f"{name}: previous digest {claimed} failed its checks")
+        elif not _pruned(str(claimed), pruned):
+            report.problems.append(f"{claimed}: missing (previous digest of {name})")
         return
     previous_name, previous_digest = previous
     if claimed != previous_name:
-        if claimed is None or not (directory / str(claimed)).exists():
+        if claimed is None or files.read(str(claimed)) is None:
             report.problems.append(f"{claimed}: missing (previous digest of {name})")
         else:
             report.problems.append(f"{name}: chains to {claimed}, expected {previous_name}")
@@ -215,25 +271,31 @@ def _check_link(
         report.problems.append(f"{name}: does not match its previous digest {previous_name}")
 
 
+def _pruned(digest_name: str, pruned: int) -> bool:
+    try:
+        return digest_sequence(digest_name) <= pruned
+    except (IndexError, ValueError):
+        return False
+
+
 def _check_log_file(
-    directory: Path,
+    files: TrailFiles,
     digest_name: str,
     entry: dict[str, Any],
     event_ids: set[str],
     report: VerifyReport,
 ) -> None:
     name = str(entry.get("s3Object"))
-    path = directory / name
     report.log_files += 1
-    if not path.is_file():
+    raw = files.read(name)
+    if raw is None:
         report.problems.append(f"{name}: missing (listed in {digest_name})")
         return
-    if sha256_file(path) != entry.get("hashValue"):
+    if hashlib.sha256(raw).hexdigest() != entry.get("hashValue"):
         report.problems.append(f"{name}: hash differs from {digest_name} (file altered)")
         return
     try:
-        body = read_gzip_json(path)
-        records = body["Records"]
+        records = _gzip_json(files, name)["Records"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         report.problems.append(f"{name}: unreadable ({exc})")
         return
@@ -246,39 +308,35 @@ def _check_log_file(
     ):
         report.problems.append(f"{name}: event times differ from {digest_name}")
     _check_ids(name, records, event_ids, report)
+    _check_index(files, name, digest_sequence(digest_name), records, report)
     report.records += len(records)
 
 
-def _check_ids(
-    where: str, records: list[dict[str, Any]], event_ids: set[str], report: VerifyReport
+def _check_index(
+    files: TrailFiles, name: str, sequence: int, records: list[Any], report: VerifyReport
 ) -> None:
+    """The searchable copy (what lookup shows) must say what the sealed file says."""
+    indexed = files.indexed_records(sequence)
+    if indexed is None:
+        return
+    sealed = {str(r.get("eventID")): r for r in records}
+    copy = {str(r.get("eventID")): r for r in indexed}
+    if sealed.keys() != copy.keys():
+        report.problems.append(f"{name}: searchable records added or removed since sealing")
+        return
+    for event_id, record in sealed.items():
+        if copy[event_id] != record:
+            report.problems.append(f"{name}: searchable record {event_id} was altered")
+            return
+
+
+def _check_ids(where: str, records: list[Any], event_ids: set[str], report: VerifyReport) -> None:
     for record in records:
-        event_id = str(record.get("eventID"))
+        event_id = str(record.get("eventID")) if isinstance(record, dict) else None
+        if event_id is None:
+            report.problems.append(f"{where}: not a record: {str(record)[:80]}")
+            return
         if event_id in event_ids:
             report.problems.append(f"{where}: eventID {event_id} appears more than once")
             return
         event_ids.add(event_id)
-
-
-def _check_journal(path: Path, event_ids: set[str], report: VerifyReport) -> None:
-    if not path.exists():
-        return
-    records: list[dict[str, Any]] = []
-    for number, line in enumerate(path.read_bytes().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            report.problems.append(f"{JOURNAL} line {number}: not a JSON record")
-            continue
-        if isinstance(record, dict):
-            records.append(record)
-        else:
-            report.problems.append(f"{JOURNAL} line {number}: not a JSON record")
-    _check_ids(JOURNAL, records, event_ids, report)
-    report.journal_records = len(records)
-    if records:
-        report.notes.append(
-            f"{JOURNAL}: {len(records)} records not yet covered by a digest (parsed only)"
-        )

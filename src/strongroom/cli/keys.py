@@ -7,10 +7,12 @@ from typing import Any
 import click
 from rich.progress import Progress
 
+from strongroom.audit.sealing import SIGNING_KEY_META
 from strongroom.cli.options import load_settings, setting_options
 from strongroom.crypto.envelope import (
     Sealer,
     aad_for_access_key,
+    aad_for_audit_key,
     aad_for_function_env,
     aad_for_version,
 )
@@ -63,6 +65,10 @@ def rotate(**flags: Any) -> None:
             for account_id, name, blob in envs:
                 new = sealer.rewrap(blob, aad_for_function_env(account_id, name))
                 tx.replace_function_env_blob(account_id, name, new, sealer.key_id_of(new))
+            audit_key = tx.get_meta(SIGNING_KEY_META)
+            if audit_key is not None:
+                new = sealer.rewrap(bytes.fromhex(audit_key), aad_for_audit_key())
+                tx.set_meta(SIGNING_KEY_META, new.hex())
             total = done + len(keys) + len(envs)
             progress.update(task, completed=total, total=total)
     finally:

@@ -43,6 +43,7 @@ _MAX_WRAPPED = 0xFFFF
 _SECRET_VERSION_DOMAIN = b"strongroom/secret-version/v1"
 _ACCESS_KEY_DOMAIN = b"strongroom/access-key/v1"
 _FUNCTION_ENV_DOMAIN = b"strongroom/function-env/v1"
+_AUDIT_KEY_DOMAIN = b"strongroom/audit-signing-key/v1"
 
 
 class DecryptError(Exception):
@@ -185,3 +186,8 @@ def aad_for_access_key(access_key_id: str) -> bytes:
 def aad_for_function_env(account_id: str, name: str) -> bytes:
     """AAD binding a rotation function's environment variables to that function."""
     return _encode(_FUNCTION_ENV_DOMAIN, account_id, name)
+
+
+def aad_for_audit_key() -> bytes:
+    """AAD binding the audit trail's signing key to its one place."""
+    return _encode(_AUDIT_KEY_DOMAIN)

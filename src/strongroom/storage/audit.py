@@ -88,6 +88,16 @@ class AuditQueries:
         stmt = sa.select(_E).where(_E.c.sealed_in.is_(None)).order_by(_E.c.seq).limit(limit)
         return [_event(r) for r in self.db.execute(stmt)]
 
+    def unsealed_audit_count_reaches(self, count: int) -> bool:
+        stmt = (
+            sa.select(_E.c.seq)
+            .where(_E.c.sealed_in.is_(None))
+            .order_by(_E.c.seq)
+            .limit(1)
+            .offset(max(count - 1, 0))
+        )
+        return self.db.execute(stmt).first() is not None
+
     def audit_events_sealed_in(self, sequence: int) -> list[AuditEventRow]:
         stmt = sa.select(_E).where(_E.c.sealed_in == sequence).order_by(_E.c.seq)
         return [_event(r) for r in self.db.execute(stmt)]

@@ -1,0 +1,326 @@
+"""Sealing the trail: records → CloudTrail log files → signed, chained digests.
+
+Theory of operation
+-------------------
+- Calls leave their records in ``audit_events`` (``trail``). A sealer (one per server
+  process) takes the oldest unsealed records, at most ``max_records`` of them, once the
+  oldest is ``max_seconds`` old or there are ``max_records`` waiting, and in ONE write
+  transaction: writes them as a gzip CloudTrail log file, writes a digest listing that
+  file's SHA-256 and chained to the previous digest (its hash and signature), signed with
+  the installation's Ed25519 key, and marks the records sealed. A crash leaves either all
+  of it or none of it, so there is no half-rolled state to repair.
+- Every node may run a sealer: the chain position (``audit_files`` kind + sequence) is
+  unique, so when two seal at once one transaction fails and changes nothing.
+- Retention: a seal also drops the digests, log files and records older than the
+  retention period, and the new digest says how far it pruned (``prunedThrough``, covered
+  by its signature), so verify can tell pruning from deletion.
+- The files also go to ``<data dir>/audit/`` as CloudTrail lays them out (``export``);
+  verify can check either copy.
+- The signing key lives in the database sealed under the master key (every node reads
+  the same key); its public key is stored beside it in the clear, for verify.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import logging
+import os
+import secrets
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+    load_pem_private_key,
+    load_pem_public_key,
+)
+
+from strongroom.audit import digests
+from strongroom.audit.digests import DIGESTS, HASH_ALGORITHM, LOGS, SIGNATURE_ALGORITHM
+from strongroom.audit.redaction import iso_time
+from strongroom.crypto.envelope import Sealer, aad_for_audit_key
+from strongroom.storage.base import AuditFileRow, ConstraintViolation, Store, Transaction
+
+logger = logging.getLogger("strongroom.audit")
+
+SIGNING_KEY_META: Final = "audit_signing_key"  # sealed PKCS#8 PEM, hex
+PUBLIC_KEY_META: Final = "audit_public_key"  # PEM
+AUDIT_DIR: Final = "audit"
+DAY: Final = 86_400.0
+
+
+def signing_key(tx: Transaction, sealer: Sealer) -> Ed25519PrivateKey:
+    """The installation's digest-signing key; made (and stored sealed) on first use."""
+    stored = tx.get_meta(SIGNING_KEY_META)
+    if stored is None:
+        key = Ed25519PrivateKey.generate()
+        pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+        tx.set_meta(SIGNING_KEY_META, sealer.seal(pem, aad_for_audit_key()).hex())
+        tx.set_meta(PUBLIC_KEY_META, public_pem(key.public_key()).decode())
+        return key
+    loaded = load_pem_private_key(sealer.open(bytes.fromhex(stored), aad_for_audit_key()), None)
+    if not isinstance(loaded, Ed25519PrivateKey):
+        raise TypeError("the stored audit signing key is not an Ed25519 key")
+    return loaded
+
+
+def stored_public_key(tx: Transaction) -> Ed25519PublicKey | None:
+    pem = tx.get_meta(PUBLIC_KEY_META)
+    if pem is None:
+        return None
+    key = load_pem_public_key(pem.encode())
+    if not isinstance(key, Ed25519PublicKey):
+        raise TypeError("the stored audit public key is not an Ed25519 key")
+    return key
+
+
+def public_pem(key: Ed25519PublicKey) -> bytes:
+    return key.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+
+
+@dataclass(frozen=True, slots=True)
+class SealPolicy:
+    max_records: int = 10_000  # records per log file
+    max_seconds: float = 300.0  # the longest a record waits to be sealed (CloudTrail: ~5 min)
+    retention_days: float | None = None  # None: keep everything
+
+
+class StoreFiles:
+    """``digests.TrailFiles`` over the database: what verify checks on a live installation."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def names(self, folder: str) -> list[str]:
+        kind = "log" if folder == LOGS else "digest"
+        with self.store.read() as tx:
+            rows = tx.audit_file_names(kind)
+        return [name.removeprefix(folder + "/") for name, *_ in rows]
+
+    def read(self, name: str) -> bytes | None:
+        with self.store.read() as tx:
+            row = tx.audit_file(name)
+        return None if row is None else row.content
+
+    def journal(self) -> list[Any]:
+        with self.store.read() as tx:
+            rows = tx.unsealed_audit_events(limit=10_000_000)
+        return [_parse(row.record) for row in rows]
+
+    def indexed_records(self, sequence: int) -> list[Any] | None:
+        with self.store.read() as tx:
+            rows = tx.audit_events_sealed_in(sequence)
+        return [_parse(row.record) for row in rows]
+
+
+def _parse(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text  # verify reports it as not a record
+
+
+class TrailSealer:
+    """Seals the trail of one installation (see the module doc)."""
+
+    def __init__(
+        self,
+        store: Store,
+        key: Ed25519PrivateKey,
+        *,
+        account_id: str,
+        region: str = "us-east-1",
+        clock: Callable[[], float],
+        policy: SealPolicy | None = None,
+        mirror: Path | None = None,
+    ) -> None:
+        self.store = store
+        self.key = key
+        self.account_id = account_id
+        self.region = region
+        self.clock = clock
+        self.policy = policy or SealPolicy()
+        self.mirror = mirror
+        self._fingerprint = digests.fingerprint(key.public_key())
+
+    def seal_due(self) -> int:
+        """Seal while a log file is due; returns how many files were written."""
+        written = 0
+        while self._due():
+            if self.seal() is None:
+                break
+            written += 1
+        return written
+
+    def seal(self) -> str | None:
+        """Seal the oldest unsealed records now; the new digest's name, or None if none.
+
+        None as well when another node sealed at the same moment (its file stands)."""
+        try:
+            with self.store.write() as tx:
+                name = self._seal(tx)
+        except ConstraintViolation:
+            logger.info("another node extended the audit chain first; sealing again later")
+            return None
+        if name is not None and self.mirror is not None:
+            try:
+                export(self.store, self.mirror)
+            except OSError:
+                logger.exception("copying the audit files to %s failed", self.mirror)
+        return name
+
+    def run_forever(self, stop: threading.Event, interval: float = 5.0) -> None:
+        while not stop.is_set():
+            try:
+                self.seal_due()
+            except Exception:
+                logger.exception("sealing the audit trail failed; retrying")
+            stop.wait(interval)
+
+    def _due(self) -> bool:
+        with self.store.read() as tx:
+            oldest = tx.unsealed_audit_events(limit=1)
+            if not oldest:
+                return False
+            if self.clock() - oldest[0].event_time >= self.policy.max_seconds:
+                return True
+            return tx.unsealed_audit_count_reaches(self.policy.max_records)
+
+    def _seal(self, tx: Transaction) -> str | None:
+        rows = tx.unsealed_audit_events(self.policy.max_records)
+        if not rows:
+            return None
+        tip = tx.newest_audit_digest()
+        previous = json.loads(gzip.decompress(tip.content)) if tip else None
+        sequence = (tip.sequence if tip else 0) + 1
+        now = self.clock()
+        records = sorted((json.loads(row.record) for row in rows), key=_event_time)
+        times = [_event_time(r) for r in records]
+        stamp = datetime.fromtimestamp(now, UTC)
+        log_name = (
+            f"{LOGS}/{self.account_id}_CloudTrail_{self.region}_"
+            f"{stamp.strftime('%Y%m%dT%H%MZ')}_{secrets.token_hex(8).upper()}.json.gz"
+        )
+        log_content = gzip.compress(json.dumps({"Records": records}).encode(), mtime=0)
+        pruned = max(
+            self._prune(tx, now, sequence), int((previous or {}).get("prunedThrough") or 0)
+        )
+        digest_name = (
+            f"{DIGESTS}/{self.account_id}_CloudTrail-Digest_{self.region}_"
+            f"{stamp.strftime('%Y%m%dT%H%M%SZ')}_{sequence:08d}.json.gz"
+        )
+        digest: dict[str, Any] = {
+            "awsAccountId": self.account_id,
+            "digestStartTime": previous["digestEndTime"] if previous else min(times),
+            "digestEndTime": iso_time(now),
+            "digestS3Object": digest_name,
+            "digestPublicKeyFingerprint": self._fingerprint,
+            "digestSignatureAlgorithm": SIGNATURE_ALGORITHM,
+            "newestEventTime": max(times),
+            "oldestEventTime": min(times),
+            "previousDigestS3Object": tip.name if tip else None,
+            "previousDigestHashValue": (
+                hashlib.sha256(digests.digest_bytes(previous)).hexdigest() if previous else None
+            ),
+            "previousDigestHashAlgorithm": HASH_ALGORITHM if previous else None,
+            "previousDigestSignature": previous["digestSignature"] if previous else None,
+            "logFiles": [
+                {
+                    "s3Object": log_name,
+                    "hashValue": hashlib.sha256(log_content).hexdigest(),
+                    "hashAlgorithm": HASH_ALGORITHM,
+                    "newestEventTime": max(times),
+                    "oldestEventTime": min(times),
+                }
+            ],
+        }
+        if pruned:
+            digest["prunedThrough"] = pruned  # Strongroom's: how far retention removed the chain
+        signed = digests.sign(digest, self.key)
+        newest = max(row.event_time for row in rows)
+        tx.insert_audit_file(AuditFileRow(log_name, "log", sequence, log_content, newest))
+        digest_content = gzip.compress(digests.digest_bytes(signed), mtime=0)
+        tx.insert_audit_file(AuditFileRow(digest_name, "digest", sequence, digest_content, now))
+        tx.mark_audit_events_sealed([row.seq for row in rows], sequence)
+        return digest_name
+
+    def _prune(self, tx: Transaction, now: float, sequence: int) -> int:
+        """Drop what is older than the retention period; the chain position pruned through."""
+        days = self.policy.retention_days
+        if days is None:
+            return 0
+        horizon = now - days * DAY
+        expired = [seq for _, _, seq, end in tx.audit_file_names("digest") if end < horizon]
+        if not expired:
+            return 0
+        through = min(max(expired), sequence - 1)
+        tx.delete_audit_events_sealed_through(through)
+        tx.delete_audit_files_through("log", through)
+        tx.delete_audit_files_through("digest", through)
+        logger.info("audit retention: pruned digests and log files through %d", through)
+        return through
+
+
+def _event_time(record: dict[str, Any]) -> str:
+    return str(record.get("eventTime", ""))
+
+
+def export(store: Store, directory: Path) -> int:
+    """Write the sealed files to ``directory`` as CloudTrail lays them out, and drop there
+    what retention pruned (only that: a file missing from the database for any other reason
+    stays in the copy, as evidence). Returns how many files were written."""
+    with store.read() as tx:
+        stored = tx.audit_file_names()
+        tip = tx.newest_audit_digest()
+    for folder in (LOGS, DIGESTS):
+        (directory / folder).mkdir(parents=True, exist_ok=True)
+    written = 0
+    for name, *_ in stored:
+        path = directory / name
+        if path.exists():
+            continue
+        with store.read() as tx:
+            row = tx.audit_file(name)
+        if row is not None:
+            _write_durably(path, row.content)
+            written += 1
+    pruned = int(json.loads(gzip.decompress(tip.content)).get("prunedThrough") or 0) if tip else 0
+    for path in (directory / DIGESTS).glob("*.json.gz"):
+        try:
+            if digests.digest_sequence(path.name) > pruned:
+                continue
+            listed = digests.read_gzip_json(path).get("logFiles") or []
+        except (IndexError, ValueError, OSError):
+            continue
+        for entry in listed:
+            (directory / str(entry.get("s3Object"))).unlink(missing_ok=True)
+        path.unlink()
+    return written
+
+
+def _write_durably(path: Path, data: bytes) -> None:
+    """A new file via a temporary name, fsynced, so a crash never leaves half a file."""
+    partial = path.with_name(path.name + ".partial")
+    with partial.open("wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+    partial.replace(path)
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
