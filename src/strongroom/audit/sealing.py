@@ -313,7 +313,8 @@ def export(store: Store, directory: Path) -> int:
 
 def _write_durably(path: Path, data: bytes) -> None:
     """A new file via a temporary name, fsynced, so a crash never leaves half a file."""
-    partial = path.with_name(path.name + ".partial")
+    # A name of this writer's own: every server process of a data dir copies the same files.
+    partial = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}.partial")
     with partial.open("wb") as out:
         out.write(data)
         out.flush()
