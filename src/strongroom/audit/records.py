@@ -27,7 +27,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from strongroom.audit.redaction import iso_time, redact, scrub
+from strongroom.audit.redaction import (
+    iso_time,
+    redact,
+    scrub,
+    scrubbed_json,
+    withheld_texts,
+)
 from strongroom.domain.principal import Principal
 
 # The format version CloudTrail's user guide names as current. UNCONFIRMED that Secrets
@@ -102,6 +108,19 @@ class CallFacts:
 
 def cloudtrail_record(facts: CallFacts, *, event_id: str | None = None) -> dict[str, Any]:
     """One CloudTrail record (eventType AwsApiCall) for one call, without secret material."""
+    record, withheld = _record(facts, event_id)
+    scrubbed: dict[str, Any] = scrub(record, withheld)
+    return scrubbed
+
+
+def cloudtrail_json(facts: CallFacts, *, event_id: str) -> tuple[dict[str, Any], str]:
+    """``cloudtrail_record`` and its compact JSON text, made in one go (the hot path)."""
+    record, withheld = _record(facts, event_id)
+    scrubbed, text = scrubbed_json(record, withheld)
+    return scrubbed, text
+
+
+def _record(facts: CallFacts, event_id: str | None) -> tuple[dict[str, Any], frozenset[str]]:
     request, withheld_in_request = redact(facts.request)
     response, withheld_in_response = _response_elements(facts)
     record: dict[str, Any] = {
@@ -135,8 +154,7 @@ def cloudtrail_record(facts: CallFacts, *, event_id: str | None = None) -> dict[
     }
     if facts.tls is not None:
         record["tlsDetails"] = _tls_details(facts.tls)
-    scrubbed: dict[str, Any] = scrub(record, withheld_in_request | withheld_in_response)
-    return scrubbed
+    return record, withheld_in_request | withheld_in_response
 
 
 def service_event(
@@ -244,15 +262,15 @@ def _session_context(principal: Principal, created: float | None) -> dict[str, A
 
 def _response_elements(facts: CallFacts) -> tuple[dict[str, Any] | None, frozenset[str]]:
     """(responseElements, withheld texts); the texts are gathered even when nothing is kept."""
-    cleaned, withheld = redact(facts.response)
     recorded = (
         facts.error_code is None
         and facts.event_name not in _RESPONSE_NEVER_RECORDED
         and (not facts.read_only or facts.event_name in _RESPONSE_RECORDED_THOUGH_READ_ONLY)
     )
-    if not recorded or not cleaned:
-        return None, withheld
-    return cleaned, withheld
+    if not recorded:
+        return None, withheld_texts(facts.response)
+    cleaned, withheld = redact(facts.response)
+    return (cleaned or None), withheld
 
 
 def _tls_details(tls: TlsDetails) -> dict[str, str]:

@@ -17,6 +17,8 @@ Names are compared lower-cased with everything but letters and digits removed, s
 from __future__ import annotations
 
 import base64
+import functools
+import json
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -116,6 +118,7 @@ def _normal(name: str) -> str:
     return "".join(ch for ch in name.lower() if ch.isalnum())
 
 
+@functools.lru_cache(maxsize=4096)  # member names are few; this runs for every call
 def is_withheld(name: str) -> bool:
     """True when a member of this name never reaches an audit record."""
     normal = _normal(name)
@@ -126,6 +129,7 @@ def is_withheld(name: str) -> bool:
     return any(fragment in normal for fragment in _DENY_FRAGMENTS)
 
 
+@functools.lru_cache(maxsize=4096)
 def cloudtrail_key(name: str) -> str:
     """A model member name as CloudTrail writes it: `SecretId` → `secretId`, `ARN` → `arn`.
 
@@ -155,12 +159,50 @@ def redact(value: Any, *, rename: bool = True) -> tuple[Any, frozenset[str]]:
     return (None if cleaned is _DROP else cleaned), frozenset(withheld)
 
 
+def withheld_texts(value: Any) -> frozenset[str]:
+    """The texts `redact` would withhold from `value`, without building the cleaned copy."""
+    withheld: set[str] = set()
+    _gather(value, withheld)
+    return frozenset(withheld)
+
+
+def _gather(value: Any, withheld: set[str]) -> None:
+    if type(value) in _PLAIN:
+        return
+    if isinstance(value, dict | Mapping):
+        for key, item in value.items():
+            if is_withheld(str(key)):
+                _collect(item, withheld)
+            else:
+                _gather(item, withheld)
+    elif isinstance(value, list | tuple | set | frozenset):
+        for item in value:
+            _gather(item, withheld)
+    elif isinstance(value, bytes | bytearray | memoryview):
+        _collect(value, withheld)
+
+
 def scrub(value: Any, withheld: frozenset[str]) -> Any:
     """`value` with every withheld text (long enough to be worth it) replaced in its strings."""
-    needles = sorted((w for w in withheld if len(w) >= _SCRUB_MIN_LENGTH), key=len, reverse=True)
+    needles = _needles(withheld)
     if not needles:
         return value
     return _replace(value, needles)
+
+
+def scrubbed_json(value: Any, withheld: frozenset[str]) -> tuple[Any, str]:
+    """(`scrub(value)`, its compact JSON), walking `value` only when a withheld text is
+    in the JSON at all: the JSON is needed anyway, and the walk is the costly part."""
+    text = json.dumps(value, separators=(",", ":"))
+    needles = _needles(withheld)
+    if not any(json.dumps(needle)[1:-1] in text for needle in needles):
+        return value, text
+    value = _replace(value, needles)
+    return value, json.dumps(value, separators=(",", ":"))
+
+
+def _needles(withheld: frozenset[str]) -> list[str]:
+    return sorted((w for w in withheld if len(w) >= _SCRUB_MIN_LENGTH), key=len, reverse=True)
 
 
 class _Drop:
@@ -170,8 +212,13 @@ class _Drop:
 _DROP: Final = _Drop()
 
 
-def _clean(value: Any, withheld: set[str], *, rename: bool) -> Any:
-    if isinstance(value, Mapping):
+_PLAIN: Final = frozenset({str, int, float, bool, type(None)})
+
+
+def _clean(value: Any, withheld: set[str], *, rename: bool) -> Any:  # noqa: PLR0911 - by type
+    if type(value) in _PLAIN:  # most members: checked first, without the ABC checks below
+        return value
+    if isinstance(value, dict | Mapping):
         out: dict[str, Any] = {}
         for key, item in value.items():
             name = str(key)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import re
 import sys
@@ -32,7 +31,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any, Final
 
-from strongroom.audit.records import CallFacts, cloudtrail_record
+from strongroom.audit.records import CallFacts, cloudtrail_json
 from strongroom.domain.principal import Principal
 from strongroom.storage.base import AuditEventRow, Store, Transaction, TransientConflict
 
@@ -121,7 +120,7 @@ class CallAudit:
             read_only=self.read_only,
         )
         event_id = str(uuid.uuid4())
-        record = cloudtrail_record(facts, event_id=event_id)
+        record, text = cloudtrail_json(facts, event_id=event_id)
         return AuditEventRow(
             event_id=event_id,
             event_time=self.event_time,
@@ -131,7 +130,7 @@ class CallAudit:
             access_key_id=record["userIdentity"].get("accessKeyId"),
             resource_name=self._resource(response),
             read_only=self.read_only,
-            record=json.dumps(record, separators=(",", ":")),
+            record=text,
         )
 
     def _resource(self, response: Mapping[str, Any] | None) -> str | None:
