@@ -13,6 +13,7 @@ without it, a failure under ``CI=true``.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
@@ -79,6 +80,27 @@ def assert_invariants(cluster: Cluster, ledger: Ledger) -> None:
     assert not problems, "\n".join(problems[:40]) + f"\n{cluster.logs()}"
 
 
+def assert_audit_trail(cluster: Cluster, ledger: Ledger) -> None:
+    """Every acknowledged write was recorded (on whichever node served it) and the trail the
+    nodes share seals and verifies."""
+    with cluster.connect() as conn:
+        rows = conn.execute(
+            "SELECT record FROM audit_events WHERE event_name IN ('CreateSecret', 'PutSecretValue')"
+        ).fetchall()
+    records = [json.loads(row[0]) for row in rows]
+    recorded = {
+        r["requestParameters"]["clientRequestToken"] for r in records if "errorCode" not in r
+    }
+    missing = [token for token in ledger.acknowledged if token not in recorded]
+    assert not missing, f"{len(missing)} acknowledged puts without a record, e.g. {missing[:5]}"
+    flags = cluster.settings_flags(cluster.nodes[0].data_dir)
+    sealed = cluster.cli("audit", "seal", *flags)
+    assert sealed.returncode == 0, sealed.stdout + sealed.stderr
+    verified = cluster.cli("audit", "verify", *flags)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert "OK: the audit trail is intact" in verified.stdout
+
+
 def test_three_nodes_under_concurrent_load_keep_every_invariant(cluster):
     ledger = seeded_secrets(cluster)
     t0 = time.monotonic()
@@ -86,6 +108,7 @@ def test_three_nodes_under_concurrent_load_keep_every_invariant(cluster):
     print(f"load ran {time.monotonic() - t0:.1f} s")  # noqa: T201
     assert_no_failures(cluster, ledger)
     assert_invariants(cluster, ledger)
+    assert_audit_trail(cluster, ledger)
     # The load did what it is for: puts everywhere, same-token races, stage moves.
     assert len(ledger.acknowledged) > 100
     assert ledger.outcomes["UpdateSecretVersionStage", "200"] > 50
