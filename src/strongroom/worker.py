@@ -9,7 +9,9 @@ ciphertext. Each purge is its own write transaction, which re-reads the secret u
 write lock and deletes it only if it is still due, so a RestoreSecret that wins the race is
 never undone, and a crash loses at most the one purge in flight. A secret whose purge fails
 is logged and skipped for the rest of the round, so it cannot hold up the others; the next
-round tries it again.
+round tries it again. The purge's EndSecretVersionDelete record is written in that same
+transaction: a purge that fails leaves no record, and a record that cannot be written leaves
+the secret for the next round.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from strongroom.audit.service_events import record_service_event
 from strongroom.storage.base import SecretRow, Store
 
 logger = logging.getLogger("strongroom.worker")
@@ -66,6 +69,7 @@ class Worker:
             current = tx.secret_by_arn(row.arn)
             if current is None or current.deletion_date is None or current.deletion_date > now:
                 return 0  # purged by someone else, or restored since we looked
+            record_service_event(tx, "EndSecretVersionDelete", current, event_time=now)
             tx.delete_secret(current.pk)
         logger.info("purged secret %s", row.arn)
         return 1

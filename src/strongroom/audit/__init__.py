@@ -4,8 +4,9 @@
 event format; `redaction.py` decides which request and response members a record may hold
 (never secret material). Both are pure: no I/O, no clock, no storage. `store.py` keeps
 records durably (a group-committed, fsynced journal rolled into CloudTrail log files) and
-`digests.py` chains signed digests over them and verifies the chain. Not yet wired into the
-server.
+`digests.py` chains signed digests over them and verifies the chain. `trail.py` records every
+call in the database; `service_events.py` records what Secrets Manager does on its own
+(rotations, deletions) in the transaction that does it.
 """
 
 from strongroom.audit.records import (
@@ -18,16 +19,26 @@ from strongroom.audit.records import (
     user_identity,
 )
 from strongroom.audit.redaction import WITHHELD, is_withheld, redact
+from strongroom.audit.service_events import (
+    SECRET_RESOURCE_TYPE,
+    record_service_event,
+    rotation_request_id,
+    service_event_row,
+)
 
 __all__ = [
     "EVENT_VERSION",
+    "SECRET_RESOURCE_TYPE",
     "SERVICE_EVENT_NAMES",
     "WITHHELD",
     "CallFacts",
     "TlsDetails",
     "cloudtrail_record",
     "is_withheld",
+    "record_service_event",
     "redact",
+    "rotation_request_id",
     "service_event",
+    "service_event_row",
     "user_identity",
 ]

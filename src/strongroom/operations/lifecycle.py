@@ -2,6 +2,11 @@
 
 CreateSecret, UpdateSecret, DescribeSecret, DeleteSecret, RestoreSecret, TagResource,
 UntagResource.
+
+DeleteSecret, RestoreSecret, and CreateSecret taking a name whose recovery window is over,
+also record the service events AWS writes beside their own call records
+(StartSecretVersionDelete, CancelSecretVersionDelete, EndSecretVersionDelete), in the
+operation's write transaction, so each commits with the change it reports.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from strongroom.audit.service_events import record_service_event
 from strongroom.domain.arn import new_secret_arn
 from strongroom.domain.names import is_valid_name
 from strongroom.domain.search import SecretFacts, indexed_words
@@ -97,7 +103,9 @@ def create_secret(ctx: Context, request: dict[str, Any]) -> dict[str, Any]:
         existing = tx.secret_by_name(ctx.account_id, ctx.region, name)
         if existing is not None:
             if existing.deletion_date is not None and existing.deletion_date <= now:
-                tx.delete_secret(existing.pk)  # its recovery window is over: purge it now
+                # Its recovery window is over: purge it now, as the worker would have.
+                record_service_event(tx, "EndSecretVersionDelete", existing, event_time=now)
+                tx.delete_secret(existing.pk)
             else:
                 return _create_again(ctx, tx, existing, token, value)
         row = SecretRow(
@@ -247,6 +255,11 @@ def delete_secret(ctx: Context, request: dict[str, Any]) -> dict[str, Any]:
             return {"ARN": _absent_arn(ctx, secret_id), "Name": secret_id, "DeletionDate": now}
         tx.lock_secret(row.pk)
         if force:
+            # The secret is gone now, as at the end of a recovery window. UNCONFIRMED that AWS
+            # writes EndSecretVersionDelete for a forced deletion (its docs tie the event to
+            # no operation); we do, so the trail shows every secret's removal the same way,
+            # and no StartSecretVersionDelete, as no recovery window was started.
+            record_service_event(tx, "EndSecretVersionDelete", row, event_time=now)
             tx.delete_secret(row.pk)
             return {**secret_ref(row), "DeletionDate": now}
         if row.deletion_date is not None:
@@ -255,6 +268,7 @@ def delete_secret(ctx: Context, request: dict[str, Any]) -> dict[str, Any]:
             )
         deletion_date = now + (window or DEFAULT_RECOVERY_DAYS) * DAY
         tx.update_secret(row.pk, deletion_date=deletion_date, last_changed_at=now)
+        record_service_event(tx, "StartSecretVersionDelete", row, event_time=now)
     return {**secret_ref(row), "DeletionDate": deletion_date}
 
 
@@ -271,7 +285,9 @@ def restore_secret(ctx: Context, request: dict[str, Any]) -> dict[str, Any]:
     with ctx.store.write() as tx:
         row = get_secret(ctx, tx, request["SecretId"], allow_deleted=True)
         if row.deletion_date is not None:
-            tx.update_secret(row.pk, deletion_date=None, last_changed_at=ctx.clock())
+            now = ctx.clock()
+            tx.update_secret(row.pk, deletion_date=None, last_changed_at=now)
+            record_service_event(tx, "CancelSecretVersionDelete", row, event_time=now)
     return secret_ref(row)
 
 

@@ -19,7 +19,11 @@ with the empty AWSPENDING version beside it. This engine, a thread of every serv
    flight is killed at once (``wake`` makes the engine notice);
 5. on success sets LastRotatedDate and the next schedule and takes AWSPENDING off the new
    current version; on failure leaves AWSCURRENT and AWSPENDING as they are and retries with
-   backoff, a bounded number of times.
+   backoff, a bounded number of times;
+6. records RotationStarted as a rotation's first attempt begins, RotationSucceeded and
+   RotationFailed (failed for good: no attempt left) as it ends, each in the transaction that
+   changes the rotation's state (``audit.service_events``). A failure's reason, kept on the
+   row and in RotationFailed's errorMessage, is masked like the function's output.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from strongroom.audit.service_events import record_service_event, rotation_request_id
 from strongroom.crypto.envelope import (
     DecryptError,
     Sealer,
@@ -241,6 +246,9 @@ class RotationEngine:
             function = _function_for(tx, secret, rotation.function_arn)
             attempt = rotation.attempts + 1
             tx.update_rotation(pk, attempts=attempt, error=None, step=None)
+            if attempt == 1 and secret is not None:
+                # Later attempts (retries, a takeover after a lease ran out) continue it.
+                _record_event(tx, "RotationStarted", secret, rotation, now)
             spec, reason = None, None
             if secret is None or secret.deletion_date is not None:
                 reason = "the secret is gone"
@@ -253,6 +261,8 @@ class RotationEngine:
                     reason = f"the rotation function cannot be started ({type(exc).__name__})"
             if reason is not None or spec is None or secret is None or function is None:
                 tx.update_rotation(pk, state="failed", error=reason, finished_at=now)
+                if secret is not None:
+                    _record_event(tx, "RotationFailed", secret, rotation, now, error=reason)
                 logger.warning("rotation %d failed: %s", pk, reason)
                 return
             credentials = _issue_credentials(
@@ -305,9 +315,10 @@ class RotationEngine:
             }
             started = self.clock()
             result = invoke(spec, _with_event(call, event), cancel=cancel)
-            self._record(rotation, secret, attempt, step, started, result)
+            error = self._record(rotation, secret, attempt, step, started, result)
             if not result.ok:
-                return CANCELLED if cancel.is_set() else f"{step} failed: {result.error}"
+                # The masked error: the reason is stored, logged and audited (RotationFailed).
+                return CANCELLED if cancel.is_set() else f"{step} failed: {error}"
         return None
 
     def _record(  # noqa: PLR0917 - private; called once
@@ -318,7 +329,8 @@ class RotationEngine:
         step: str,
         started: float,
         result: StepResult,
-    ) -> None:
+    ) -> str | None:
+        """Store the step's outcome; its error, masked (None when it gave none)."""
         masks = self._secret_strings(secret, rotation.version_id)
         output = _mask(result.output, masks)[-MAX_OUTPUT:]
         error = _mask(result.error or "", masks) or None
@@ -346,6 +358,7 @@ class RotationEngine:
             f": {error}" if error else "",
             f"\n{output}" if output else "",
         )
+        return error
 
     def _finish(
         self, rotation: RotationRow, secret: SecretRow, attempt: int, outcome: str | None
@@ -366,6 +379,7 @@ class RotationEngine:
                 tx.update_rotation(
                     rotation.pk, state="succeeded", finished_at=now, lease_owner=None
                 )
+                _record_event(tx, "RotationSucceeded", secret, rotation, now)
                 logger.info("rotation %d of %s succeeded", rotation.pk, secret.arn)
                 return
             retry = attempt < MAX_ATTEMPTS
@@ -379,6 +393,7 @@ class RotationEngine:
             )
             if not retry:
                 _reschedule(tx, rotation.secret_pk, now)
+                _record_event(tx, "RotationFailed", secret, rotation, now, error=outcome)
         logger.warning(
             "rotation %d of %s attempt %d failed (%s)%s",
             rotation.pk,
@@ -450,6 +465,25 @@ def _with_event(call: Invocation, event: dict[str, str]) -> Invocation:
         access_key_id=call.access_key_id,
         secret_access_key=call.secret_access_key,
         session_token=call.session_token,
+    )
+
+
+def _record_event(  # noqa: PLR0917 - private; the event's facts
+    tx: Transaction,
+    event_name: str,
+    secret: SecretRow,
+    rotation: RotationRow,
+    now: float,
+    error: str | None = None,
+) -> None:
+    """A rotation's service event, in ``tx``: it commits with the state change it reports."""
+    record_service_event(
+        tx,
+        event_name,
+        secret,
+        event_time=now,
+        error_message=error,
+        request_id=rotation_request_id(secret.arn, rotation.version_id),
     )
 
 
