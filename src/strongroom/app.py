@@ -1,7 +1,8 @@
 """``build_app(installation)``: the only place that wires the layers together.
 
 HTTP (protocol.asgi) → SigV4 (auth.sigv4, auth.keys) → authorization (operations.access)
-→ operations (Secrets Manager: operations.registry; IAM/STS: operations.iam, operations.sts)
+→ operations (Secrets Manager: operations.registry; IAM/STS: operations.iam, operations.sts;
+CloudTrail: operations.cloudtrail)
 → storage/crypto
 """
 
@@ -27,6 +28,7 @@ from strongroom.errors import (
     ValidationError,
 )
 from strongroom.installation import Installation
+from strongroom.operations import cloudtrail
 from strongroom.operations.access import Access, RequestFacts, request_tag_keys
 from strongroom.operations.context import Context
 from strongroom.operations.iam.registry import IAM_OPERATIONS, IAM_READ_ONLY, iam_resource
@@ -111,6 +113,8 @@ def _context(
 class SecretsManager:
     """The ``protocol.asgi.Handler`` for the Secrets Manager API."""
 
+    service = "secretsmanager"
+
     def __init__(
         self,
         installation: Installation,
@@ -152,6 +156,41 @@ class SecretsManager:
             return retrying(attempt)
         except TextNotStorable as exc:
             raise InvalidParameterException(NUL_REFUSED) from exc
+
+
+class CloudTrail:
+    """The ``protocol.asgi.Handler`` for CloudTrail: LookupEvents over the audit trail."""
+
+    service = "cloudtrail"
+
+    def __init__(
+        self, installation: Installation, authenticator: Authenticator, *, clock: Any = time.time
+    ) -> None:
+        self.installation = installation
+        self.model = cloudtrail.service_model()
+        self._authenticate = authenticator
+        self.clock = clock
+
+    def authenticate(self, request: HttpRequest) -> Caller:
+        return self._authenticate(request, "cloudtrail")
+
+    def lane(self, operation: str) -> Lane:  # noqa: ARG002 - every served action reads
+        return "read"
+
+    def run(
+        self, caller: Caller, operation: str, request: dict[str, Any], call: CallAudit | None
+    ) -> Outcome:
+        if operation != "LookupEvents":
+            raise cloudtrail.UnsupportedOperationException(
+                f"Strongroom does not support CloudTrail {operation}: only LookupEvents is served."
+            )
+
+        def attempt() -> Outcome:
+            store = self.installation.store if call is None else CallStore(self.installation.store)
+            ctx = _context(self.installation, caller, self.clock, store)
+            return _audited(ctx, call, lambda: cloudtrail.lookup_events(ctx, request))
+
+        return retrying(attempt)
 
 
 class IdentityServices:
@@ -285,6 +324,7 @@ def build_app(
         on_startup=start,
         on_shutdown=stop.set,
         query_handler=identity,
+        more_handlers=[CloudTrail(installation, authenticator, clock=clock)],
         audit=audit,
         threads=4 if embedded else SERVER_DATABASE_THREADS,
         writers=1 if embedded else SERVER_DATABASE_WRITERS,

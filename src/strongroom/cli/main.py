@@ -12,6 +12,7 @@ import click
 import uvicorn
 
 from strongroom import __version__
+from strongroom.cli import audit_lookup  # noqa: F401 - adds `audit lookup` and `audit tail`
 from strongroom.cli.audit import audit
 from strongroom.cli.copy import copy_command
 from strongroom.cli.functions import functions, rotations

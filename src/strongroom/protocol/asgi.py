@@ -4,8 +4,9 @@ Theory of operation
 -------------------
 1. Read the body, refusing it before parsing once it passes ``MAX_BODY`` bytes.
 2. Pick the protocol: a form-encoded body without ``X-Amz-Target`` is the AWS Query
-   protocol of IAM and STS (``QueryHandler``, XML replies); everything else is Secrets
-   Manager's AWS JSON 1.1 (``Handler``).
+   protocol of IAM and STS (``QueryHandler``, XML replies); everything else is AWS JSON 1.1
+   (``Handler``), routed by the target's prefix: Secrets Manager (tried first: it is the
+   hot path) or CloudTrail. A target no handler claims is answered as Secrets Manager.
 3. Authenticate (SigV4 → principal and region). AWS checks credentials before it looks at
    the action, so an unsigned request never learns which actions exist.
 4. Find the action in the service model (UnknownOperationException / InvalidAction), parse
@@ -34,7 +35,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, Literal, Protocol
@@ -108,6 +109,10 @@ class Handler(Protocol):
     @property
     def model(self) -> ServiceModel: ...
 
+    @property
+    def service(self) -> str:
+        """The service's name in SigV4 scopes and audit records ("secretsmanager", ...)."""
+
     def authenticate(self, request: HttpRequest) -> Any:
         """Verify the request's credentials; returns what ``run`` needs to act for the caller."""
 
@@ -153,6 +158,7 @@ class Frontend:
         writers: int = 1,
         query_handler: QueryHandler | None = None,
         audit: Audit | None = None,
+        more_handlers: Sequence[Handler] = (),
     ) -> None:
         self.handler = handler
         self.query = query_handler
@@ -167,6 +173,11 @@ class Frontend:
         self.writers = writers
         self._writer: anyio.CapacityLimiter | None = None
         self.prefix = handler.model.target_prefix + "."
+        # X-Amz-Target prefix -> its handler, ``handler`` first (dicts keep their order): a
+        # Secrets Manager request, the hot path, is routed by a single startswith.
+        self.routes: dict[str, Handler] = {self.prefix: handler}
+        for other in more_handlers:
+            self.routes.setdefault(other.model.target_prefix + ".", other)
         self._request_ids = _request_ids()
         self._on_startup = on_startup
         self._on_shutdown = on_shutdown
@@ -205,7 +216,9 @@ class Frontend:
             request = await _read(scope, receive)
         except ServiceError as exc:
             status, body = exc.status, error_body(exc.code, exc.message)
-            call = self._call(_unread(scope), request_id, "secretsmanager")
+            unread = _unread(scope)
+            handler, _ = self._route(_target_of(unread))
+            call = self._call(unread, request_id, handler.service)
             if call is not None and not await self._record(call, None, exc.code, exc.message):
                 status, body = _unrecorded(request_id)
             await _reply(send, status, body, request_id)
@@ -222,29 +235,31 @@ class Frontend:
     ) -> tuple[int, bytes]:
         started = time.perf_counter()
         operation = "-"
-        call = self._call(request, request_id, "secretsmanager")
+        target = _target_of(request)
+        handler, prefix = self._route(target)
+        call = self._call(request, request_id, handler.service)
         if call is not None:
-            call.event_name = _target_name(request, self.prefix)
+            call.event_name = target.removeprefix(prefix) or "-"
         response: dict[str, Any] | None = None
         code: str | None = None
         message: str | None = None
         try:
-            caller = self.handler.authenticate(request)
-            operation = _target(request, self.prefix)
+            caller = handler.authenticate(request)
+            operation = _operation(target, prefix)
             _identify(call, caller, operation)
-            model_op = self.handler.model.operation(operation)
+            model_op = handler.model.operation(operation)
             if model_op is None or scope["method"] != "POST":
                 raise UnknownOperationException("")  # noqa: TRY301 - answered like any error
             parsed = model_op.parse_input(request.body)
-            lane = self.handler.lane(operation)
+            lane = handler.lane(operation)
             if call is not None:
                 call.request, call.read_only = parsed, lane != "write"
             if lane == "inline":
-                outcome = self.handler.run(caller, operation, parsed, call)
+                outcome = handler.run(caller, operation, parsed, call)
             else:
                 limiter = self._writer if lane == "write" else None
                 outcome = await anyio.to_thread.run_sync(
-                    self.handler.run, caller, operation, parsed, call, limiter=limiter
+                    handler.run, caller, operation, parsed, call, limiter=limiter
                 )
             for job in outcome.later:
                 await anyio.to_thread.run_sync(job, limiter=self._writer)
@@ -264,6 +279,14 @@ class Frontend:
             status, body = _unrecorded(request_id)
         _log(request_id, operation, status, code or "-", started)
         return status, body
+
+    def _route(self, target: str) -> tuple[Handler, str]:
+        """The handler whose prefix ``target`` starts with, and that prefix; else Secrets
+        Manager's (which answers an unknown target as the Secrets Manager endpoint does)."""
+        for prefix, handler in self.routes.items():
+            if target.startswith(prefix):
+                return handler, prefix
+        return self.handler, self.prefix
 
     def _call(self, request: HttpRequest, request_id: str, service: str) -> CallAudit | None:
         """The call's audit facts as far as the raw request tells them (None: audit off)."""
@@ -492,10 +515,8 @@ def _unrecorded(request_id: str) -> tuple[int, bytes]:
     return error.status, error_body(error.code, error.message)
 
 
-def _target_name(request: HttpRequest, prefix: str) -> str:
-    """The action a request names, for its record even when it is refused before dispatch."""
-    target = (request.header(b"x-amz-target") or b"").decode("latin-1")
-    return target.removeprefix(prefix) or "-"
+def _target_of(request: HttpRequest) -> str:
+    return (request.header(b"x-amz-target") or b"").decode("latin-1")
 
 
 def _unread(scope: Scope) -> HttpRequest:
@@ -516,8 +537,7 @@ def _too_large() -> RequestEntityTooLargeException:
     return RequestEntityTooLargeException(f"Request body is larger than {MAX_BODY} bytes.")
 
 
-def _target(request: HttpRequest, prefix: str) -> str:
-    target = (request.header(b"x-amz-target") or b"").decode("latin-1")
+def _operation(target: str, prefix: str) -> str:
     if not target.startswith(prefix):
         raise UnknownOperationException("")
     return target[len(prefix) :]
