@@ -72,12 +72,15 @@ class Trail:
         self.since = self._newest_seq()
 
     def records(self) -> list[dict[str, Any]]:
-        """Every record since the mark, oldest first."""
+        """Every record of an API call since the mark, oldest first. Service events (a
+        rotation or purge the shared server's background threads run for other tests'
+        secrets) are no call's record."""
         with self.server.installation.store.read() as tx:
             rows = tx.audit_events(
                 AuditQuery(after_seq=self.since, newest_first=False, limit=1_000_000)
             )
-        return [json.loads(row.record) for row in rows]
+        records = [json.loads(row.record) for row in rows]
+        return [record for record in records if record["eventType"] == "AwsApiCall"]
 
     def of(self, request_id: str) -> dict[str, Any]:
         """The one record of the call the client knows by ``request_id``."""
