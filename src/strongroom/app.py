@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from strongroom.audit.sealing import AUDIT_DIR, SealPolicy, TrailSealer
 from strongroom.audit.trail import CallAudit, CallStore, GroupCommitter
 from strongroom.auth import sigv4
 from strongroom.auth.keys import AccessKey, AccessKeys
@@ -308,10 +309,22 @@ def build_app(
     audit = None
     if installation.settings.audit:
         audit = Audit(GroupCommitter(installation.store), installation.account_id)
+    settings = installation.settings
+    sealer = TrailSealer(
+        installation.store,
+        installation.audit_key,
+        account_id=installation.account_id,
+        clock=database_clock,
+        policy=SealPolicy(
+            max_seconds=settings.audit_seal_seconds, retention_days=settings.audit_retention_days
+        ),
+        mirror=settings.data_dir / AUDIT_DIR,
+    )
 
     def start() -> None:
         threading.Thread(target=worker.run_forever, args=(stop,), daemon=True).start()
         threading.Thread(target=rotations.run_forever, args=(stop,), daemon=True).start()
+        threading.Thread(target=sealer.run_forever, args=(stop,), daemon=True).start()
         # Everything loaded so far (the service model, SQLAlchemy's tables, ...) lives as long
         # as the process: keep it out of the collector's full passes, whose pauses otherwise
         # show up as the slowest responses.
@@ -322,15 +335,21 @@ def build_app(
     frontend = Frontend(
         handler,
         on_startup=start,
-        on_shutdown=stop.set,
+        on_shutdown=lambda: _shut_down(stop, audit),
         query_handler=identity,
         more_handlers=[CloudTrail(installation, authenticator, clock=clock)],
         audit=audit,
         threads=4 if embedded else SERVER_DATABASE_THREADS,
         writers=1 if embedded else SERVER_DATABASE_WRITERS,
     )
-    frontend.services.update(rotations=rotations, worker=worker)
+    frontend.services.update(rotations=rotations, worker=worker, audit_sealer=sealer)
     return frontend
+
+
+def _shut_down(stop: threading.Event, audit: Audit | None) -> None:
+    stop.set()
+    if audit is not None:
+        audit.committer.close()  # its thread ends once the records in hand are committed
 
 
 MAX_ATTEMPTS = 5
