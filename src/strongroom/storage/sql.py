@@ -354,6 +354,20 @@ class SqlStore:
         self._readers = threading.local()
         self._write_lock = threading.Lock()
         self._lock_file: int | None = None
+        # A server database reads in autocommit: at READ COMMITTED every statement takes its
+        # own snapshot anyway, so a read transaction gives nothing more, and BEGIN and COMMIT
+        # would be two more round trips on every read (half of a GetSecretValue's).
+        self._read_engine = (
+            None
+            if self._sqlite
+            else sa.create_engine(
+                engine.url,
+                isolation_level="AUTOCOMMIT",
+                pool_size=8,
+                max_overflow=24,
+                pool_reset_on_return=None,
+            )
+        )
         database = engine.url.database
         if self._sqlite and database and database != ":memory:":
             path = f"{database}.write-lock"
@@ -437,9 +451,12 @@ class SqlStore:
 
     @contextmanager
     def read(self) -> Iterator[SqlTransaction]:
-        if not self._sqlite:
-            with self._pooled_transaction() as tx:
-                yield tx
+        if self._read_engine is not None:
+            pooled = self._read_engine.raw_connection()
+            try:
+                yield SqlTransaction(Executor(pooled.driver_connection, self.engine.dialect))
+            finally:
+                pooled.close()  # back to the pool
             return
         reader = self._reader()
         if reader.in_transaction:  # a read nested in another read of this thread
@@ -477,6 +494,8 @@ class SqlStore:
         if self._lock_file is not None:
             os.close(self._lock_file)
             self._lock_file = None
+        if self._read_engine is not None:
+            self._read_engine.dispose()
         self.engine.dispose()
 
 
