@@ -87,6 +87,7 @@ def service_event_row(
         resource_name=secret.name,
         read_only=False,
         record=json.dumps(record, separators=(",", ":")),
+        aws_region=record["awsRegion"],
     )
 
 

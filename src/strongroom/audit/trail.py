@@ -131,6 +131,7 @@ class CallAudit:
             resource_name=self._resource(response),
             read_only=self.read_only,
             record=text,
+            aws_region=record["awsRegion"],
         )
 
     def _resource(self, response: Mapping[str, Any] | None) -> str | None:

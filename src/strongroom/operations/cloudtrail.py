@@ -98,6 +98,10 @@ def lookup_events(ctx: Context, request: Mapping[str, Any]) -> dict[str, Any]:
         if ctx.access is not None:
             ctx.access.require(tx, ACTION, "*", ctx.account_id)
         lookup = _Lookup.parse(request)
+        if lookup.query is not None:
+            # Like CloudTrail's event history: the events of the Region the request is for
+            # (IAM's, being global, are recorded in us-east-1).
+            lookup.query = replace(lookup.query, region=ctx.region)
         after = None
         if "NextToken" in request:
             cursor = paging.decode(ctx.token_key, _TOKEN_KIND, request["NextToken"])

@@ -22,6 +22,7 @@ _EVENT_COLUMNS = (
     "event_time",
     "event_source",
     "event_name",
+    "aws_region",
     "user_name",
     "access_key_id",
     "resource_name",
@@ -75,6 +76,8 @@ class AuditQueries:
             stmt = stmt.where(_E.c.event_time >= query.start)
         if query.end is not None:
             stmt = stmt.where(_E.c.event_time <= query.end)
+        if query.region is not None:
+            stmt = stmt.where(_E.c.aws_region == query.region)
         for name, value in query.equals:
             stmt = stmt.where(_FILTER_COLUMNS[name] == _indexable(value))
         if query.after_seq is not None:

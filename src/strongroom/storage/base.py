@@ -221,6 +221,7 @@ class AuditEventRow:
     resource_name: str | None
     read_only: bool
     record: str  # the record as JSON text
+    aws_region: str | None = None  # the record's awsRegion: LookupEvents answers per region
     seq: int = 0  # assigned on insert
     sealed_in: int | None = None
 
@@ -244,6 +245,7 @@ class AuditQuery:
     # access_key_id, resource_name, read_only
     equals: tuple[tuple[str, Any], ...] = ()
     after_seq: int | None = None  # paging: continue past this record
+    region: str | None = None  # only records of this awsRegion
     newest_first: bool = True
     limit: int = 50
 

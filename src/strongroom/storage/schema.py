@@ -322,6 +322,7 @@ audit_events = sa.Table(
     sa.Column("event_time", sa.Float, nullable=False),
     sa.Column("event_source", sa.String(64), nullable=False),
     sa.Column("event_name", sa.String(128), nullable=False),
+    sa.Column("aws_region", sa.String(64)),
     sa.Column("user_name", sa.String(512)),
     sa.Column("access_key_id", sa.String(128)),
     sa.Column("resource_name", sa.String(2048)),
@@ -340,6 +341,9 @@ audit_events = sa.Table(
         sqlite_where=sa.text("sealed_in IS NULL"),
         postgresql_where=sa.text("sealed_in IS NULL"),
     ),
+    # Positions are never reused (SQLite would reuse the highest after it is deleted), so
+    # a NextToken or `audit tail -f` that remembers one never skips a later record.
+    sqlite_autoincrement=True,
 )
 
 # Sealed CloudTrail log files and their signed digests, as CloudTrail would store them in

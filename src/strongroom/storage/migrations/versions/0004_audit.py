@@ -19,12 +19,14 @@ def upgrade() -> None:
         sa.Column("event_time", sa.Float, nullable=False),
         sa.Column("event_source", sa.String(64), nullable=False),
         sa.Column("event_name", sa.String(128), nullable=False),
+        sa.Column("aws_region", sa.String(64)),
         sa.Column("user_name", sa.String(512)),
         sa.Column("access_key_id", sa.String(128)),
         sa.Column("resource_name", sa.String(2048)),
         sa.Column("read_only", sa.Boolean, nullable=False),
         sa.Column("record", sa.Text, nullable=False),
         sa.Column("sealed_in", sa.Integer),
+        sqlite_autoincrement=True,
     )
     op.create_index("ix_audit_events_time", "audit_events", ["event_time"])
     op.create_index("ix_audit_events_name", "audit_events", ["event_name", "event_time"])
