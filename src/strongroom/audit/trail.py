@@ -118,6 +118,7 @@ class CallAudit:
             error_code=error_code,
             error_message=error_message,
             read_only=self.read_only,
+            session_created=None if self.principal is None else self.principal.session_created,
         )
         event_id = str(uuid.uuid4())
         record, text = cloudtrail_json(facts, event_id=event_id)

@@ -64,6 +64,8 @@ class AccessKeys:
                 role_arn=row.role_arn,
                 session_name=row.session_name,
                 session_policy=row.session_policy,
+                # For the audit trail's sessionContext: when the session's key was issued.
+                session_created=row.created_at if row.role_arn else None,
             ),
             session_token_sha256=row.session_token_hash,
             expires_at=row.expires_at,

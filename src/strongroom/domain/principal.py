@@ -18,6 +18,7 @@ class Principal:
     session_name: str | None = None
     # A rotation function's session: its only identity policy (the secret being rotated).
     session_policy: str | None = None
+    session_created: float | None = None  # assumed-role sessions: when it was issued
 
     @property
     def is_root(self) -> bool:

@@ -240,6 +240,8 @@ class Frontend:
         call = self._call(request, request_id, handler.service)
         if call is not None:
             call.event_name = target.removeprefix(prefix) or "-"
+            # readOnly describes the action, so it holds even when authentication fails.
+            call.read_only = handler.lane(call.event_name) != "write"
         response: dict[str, Any] | None = None
         code: str | None = None
         message: str | None = None
@@ -322,6 +324,21 @@ class Frontend:
             return False
         return True
 
+    def _query_audit(
+        self,
+        request: HttpRequest,
+        request_id: str,
+        handler: QueryHandler,
+        service: str,
+        action: str,
+    ) -> CallAudit | None:
+        call = self._call(request, request_id, service)
+        if call is not None:
+            call.event_name = action or "-"
+            # readOnly describes the action, so it holds even when authentication fails.
+            call.read_only = handler.lane(service, action) != "write"
+        return call
+
     async def _query_call(
         self, handler: QueryHandler, request: HttpRequest, request_id: str
     ) -> tuple[int, bytes, bytes]:
@@ -335,10 +352,8 @@ class Frontend:
         try:
             form = query.decode_form(request.body, request.query_string)
             service = query.QueryService.load(_query_service(request, form))
-            call = self._call(request, request_id, service.name)
             action = form.get("Action", "")
-            if call is not None:
-                call.event_name = action or "-"
+            call = self._query_audit(request, request_id, handler, service.name, action)
             caller = handler.authenticate(request, service.name)
             form.pop("Action", None)
             form.pop("Version", None)
