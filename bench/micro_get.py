@@ -106,7 +106,9 @@ class Fixture:
         create = self.handler.model.operation("CreateSecret")
         assert create is not None
         for operation, body in h.create_items(0, SECRETS):
-            self.handler.run(self.caller, operation, create.parse_input(json.dumps(body).encode()))
+            self.handler.run(
+                self.caller, operation, create.parse_input(json.dumps(body).encode()), None
+            )
         self.name = h.secret_name(SECRETS // 2)
         raw = h.Signer(8855).sign("GetSecretValue", {"SecretId": self.name})
         self.headers, self.body = split_raw(raw)
@@ -117,7 +119,7 @@ class Fixture:
         assert model_op is not None
         self.model_op = model_op
         self.parsed = model_op.parse_input(self.body)
-        self.result = self.handler.run(self.caller, "GetSecretValue", self.parsed).result
+        self.result = self.handler.run(self.caller, "GetSecretValue", self.parsed, None).result
         self.ctx = Context(
             store=self.store,
             sealer=self.installation.sealer,
