@@ -709,6 +709,7 @@ def test_a_call_whose_record_cannot_be_written_fails_and_changes_nothing(
     assert trail.records() == []
 
     refusal.accept()  # nothing the refused calls did is there
+    assert "LastAccessedDate" not in client.describe_secret(SecretId="kept/db")  # not even that
     versions = client.list_secret_version_ids(SecretId="kept/db")["Versions"]
     assert len(versions) == 1
     assert client.get_secret_value(SecretId="kept/db")["SecretString"] == "the-only-value"
@@ -717,6 +718,7 @@ def test_a_call_whose_record_cannot_be_written_fails_and_changes_nothing(
     nobody = failure(iam.get_user, UserName=new_user)
     assert nobody.response["Error"]["Code"] == "NoSuchEntity"
     assert [r["eventName"] for r in trail.records()] == [
+        "DescribeSecret",
         "ListSecretVersionIds",
         "GetSecretValue",
         "DescribeSecret",

@@ -91,7 +91,7 @@ Lane = Literal["inline", "read", "write"]
 @dataclass(frozen=True, slots=True)
 class Outcome:
     result: dict[str, Any]
-    later: list[Callable[[], None]]  # run in a thread before the response is sent
+    later: list[Callable[[], None]]  # run in a thread once recorded, before the response
     recorded: bool = False  # the call's audit record was committed with its writes
 
 
@@ -245,6 +245,7 @@ class Frontend:
         response: dict[str, Any] | None = None
         code: str | None = None
         message: str | None = None
+        later: list[Callable[[], None]] = []
         try:
             caller = handler.authenticate(request)
             operation = _operation(target, prefix)
@@ -263,8 +264,7 @@ class Frontend:
                 outcome = await anyio.to_thread.run_sync(
                     handler.run, caller, operation, parsed, call, limiter=limiter
                 )
-            for job in outcome.later:
-                await anyio.to_thread.run_sync(job, limiter=self._writer)
+            later = outcome.later
             status, body = 200, model_op.serialize_output(outcome.result)
             if outcome.recorded:
                 call = None
@@ -279,8 +279,22 @@ class Frontend:
             code, message = error.code, error.message
         if call is not None and not await self._record(call, response, code, message):
             status, body = _unrecorded(request_id)
+        else:
+            # Only once the call is on record: a call that fails for want of its record
+            # must change nothing, not even LastAccessedDate.
+            await self._run_later(later, request_id)
         _log(request_id, operation, status, code or "-", started)
         return status, body
+
+    async def _run_later(self, jobs: list[Callable[[], None]], request_id: str) -> None:
+        """Work a call leaves for after its result (LastAccessedDate, waking the rotation
+        engine): still before the reply, so the next request sees it, but its failure does
+        not undo an answer already on record."""
+        for job in jobs:
+            try:
+                await anyio.to_thread.run_sync(job, limiter=self._writer)
+            except Exception:
+                logger.exception("request %s: follow-up work failed", request_id)
 
     def _route(self, target: str) -> tuple[Handler, str]:
         """The handler whose prefix ``target`` starts with, and that prefix; else Secrets
