@@ -16,6 +16,9 @@ What one invocation does (every server on 127.0.0.1, on a free port, with a temp
 3. Strongroom again at each larger count. Those secrets come from bench/seed.py (the
    server's own CreateSecret code, in-process, committed in batches), kept as a template in
    --cache-dir keyed by the schema, so only the first run pays for it.
+4. Audit on vs off (unless --no-audit-cost): GetSecretValue at the smallest count again, on
+   the same data dir, with the audit trail on and off (STRONGROOM_AUDIT=false) in
+   alternating rounds; the target is that the trail costs at most 15% of the rate.
 
 Every request is a real SigV4-signed request (botocore's signer) with Strongroom verifying
 every signature (no --dev) and decrypting every value. Requests are signed before a run and
@@ -75,6 +78,11 @@ PG_ONE, PG_TWO = "pg 1 node", "pg 2 nodes"  # the server column of the PostgreSQ
 STRONGROOM_SERVERS = ("strongroom", PG_ONE, PG_TWO)  # rows that get a ratio to moto
 PG_GET_SHARE = 0.70  # target: GetSecretValue on PostgreSQL >= 70% of SQLite's, one node each
 PG_PUT_RATE = 500  # target: PutSecretValue on PostgreSQL, requests/s
+AUDIT_COST = 0.15  # target: the audit trail costs GetSecretValue at most 15% of its rate
+# The audit rounds alternate (ABBA): a machine that gets busier or quieter meanwhile weighs
+# on both settings alike.
+AUDIT_ROUNDS = ("on", "off", "off", "on")
+AUDIT_ROWS = {"on": GET + " audit on", "off": GET + " audit off"}
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "strongroom-bench"
 
 
@@ -297,16 +305,61 @@ class Bench:
         if not through_api:
             self.copy_template(secrets, data_dir)
         extra = ["--workers", str(self.args.workers)] if self.args.workers > 1 else []
-        server = h.start_strongroom(self.workdir, data_dir=data_dir, extra_args=extra)
         try:
-            check_signatures_enforced(server)
-            if through_api:
-                self.seed_api(server, secrets)
-            self.suite(server, secrets)
-            self.memory(server, secrets)
+            server = h.start_strongroom(self.workdir, data_dir=data_dir, extra_args=extra)
+            try:
+                check_signatures_enforced(server)
+                if through_api:
+                    self.seed_api(server, secrets)
+                self.suite(server, secrets)
+                self.memory(server, secrets)
+            finally:
+                server.stop()
+            if through_api and self.args.audit_cost:
+                self.audit_cost(data_dir, secrets)
         finally:
-            server.stop()
             shutil.rmtree(data_dir, ignore_errors=True)
+
+    def audit_cost(self, data_dir: Path, secrets: int) -> None:
+        """GetSecretValue with the audit trail on and off (``STRONGROOM_AUDIT=false``): the
+        same data dir and table, the same --workers, closed loop at --connections, in
+        alternating rounds (AUDIT_ROUNDS), each on a freshly started server."""
+        print(f"Strongroom, audit on vs off: GetSecretValue @ {secrets:,} secrets", flush=True)
+        c, duration, warmup = self.args.connections, self.args.duration, self.args.warmup
+        extra = ["--workers", str(self.args.workers)] if self.args.workers > 1 else []
+        items = [(GET, {"SecretId": h.secret_name(i)}) for i in self.sample(secrets)[:GET_SAMPLE]]
+        for number, mode in enumerate(AUDIT_ROUNDS, 1):
+            env = {} if mode == "on" else {"STRONGROOM_AUDIT": "false"}
+            before = audit_records(data_dir)
+            server = h.start_strongroom(
+                self.workdir,
+                data_dir=data_dir,
+                extra_args=extra,
+                env=env,
+                name=f"strongroom-audit-{mode}",
+            )
+            try:
+                check_signatures_enforced(server)
+                report = h.send_each(server.port, items, connections=c)
+                if not report.ok:
+                    raise h.BenchError(
+                        f"GetSecretValue with the audit {mode}: {report.statuses} {report.errors}"
+                    )
+                signer = h.Signer(server.port)
+                raws = [signer.sign(op, body) for op, body in items]
+                self.load(server, raws, c, warmup)
+                result = self.load(server, raws, c, duration)
+            finally:
+                server.stop()
+            # Refuse to report a setting that did not take: on records every call, off none.
+            written = audit_records(data_dir) - before
+            if not (written >= result.requests > 0 if mode == "on" else written == 0):
+                raise h.BenchError(
+                    f"audit {mode}: {written:,} records for {result.requests:,} requests"
+                )
+            row = Row.of(AUDIT_ROWS[mode], "strongroom", secrets, c, result)
+            row.note = f" round {number}/{len(AUDIT_ROUNDS)}, {written:,} records"
+            self.record(row, result)
 
     # -- PostgreSQL: one node, then two nodes on the same database ------------------------
 
@@ -530,6 +583,45 @@ def check_signatures_enforced(server: h.Server) -> None:
         )
 
 
+def audit_records(data_dir: Path) -> int:
+    """How many records a stopped server's SQLite database holds in its audit trail."""
+    import sqlite3  # noqa: PLC0415 - only the audit rounds need it
+
+    database = data_dir / "strongroom.db"
+    with contextlib.closing(sqlite3.connect(database)) as db:
+        return int(db.execute("SELECT count(*) FROM audit_events").fetchone()[0])
+
+
+def audit_cost(results: Results) -> tuple[Row, Row, float] | None:
+    """(audit on, audit off, cost): each setting's rounds averaged into one row."""
+    rounds = {
+        mode: [r for r in results.rows if r.operation == name] for mode, name in AUDIT_ROWS.items()
+    }
+    if not rounds["on"] or not rounds["off"]:
+        return None
+    on, off = (_mean_row(rows) for rows in (rounds["on"], rounds["off"]))
+    return on, off, 1 - on.rps / off.rps if off.rps else math.inf
+
+
+def _mean_row(rows: list[Row]) -> Row:
+    def mean(values: list[float | None]) -> float | None:
+        known = [v for v in values if v is not None]
+        return sum(known) / len(known) if known else None
+
+    first = rows[0]
+    return Row(
+        first.operation,
+        first.server,
+        first.secrets,
+        first.connections,
+        sum(r.rps for r in rows) / len(rows),
+        mean([r.p50_ms for r in rows]),
+        mean([r.p99_ms for r in rows]),
+        mean([r.server_cpu for r in rows]),
+        mean([r.other_cpu for r in rows]),
+    )
+
+
 def schema_key() -> str:
     """Hash of the storage schema and migrations: a template is reused only while they hold."""
     spec = importlib.util.find_spec("strongroom")
@@ -667,6 +759,25 @@ def targets(args: argparse.Namespace, results: Results) -> list[tuple[str, str, 
                 (listing.p50_ms or 0) <= 20,
             )
         )
+    cost = audit_cost(results)
+    if cost is not None:
+        on, off, share = cost
+        busy = any(
+            (r.other_cpu or 0) > BUSY_OTHER
+            for r in results.rows
+            if r.operation in AUDIT_ROWS.values()
+        )
+        out.append(
+            (
+                (
+                    f"Audit costs <= {AUDIT_COST:.0%} of GetSecretValue throughput "
+                    f"(on vs off, {c} conns, {len(AUDIT_ROUNDS)} rounds)"
+                ),
+                f"{on.rps:,.0f} vs {off.rps:,.0f}/s = {share:.1%}"
+                + (" (a round ran beside other work: see CPU per request)" if busy else ""),
+                share <= AUDIT_COST,
+            )
+        )
     out.extend(postgres_targets(args, results))
     peaks = [m.peak_mb for m in results.memory if m.server == "strongroom"]
     if peaks:
@@ -735,6 +846,16 @@ def stricter(args: argparse.Namespace, results: Results) -> list[str]:
             f"{pg.server_cpu / pg.rps * 1e6:,.0f} + database {pg.db_cpu / pg.rps * 1e6:,.0f}) "
             f"vs SQLite {lite_us:,.0f} µs = {lite_us / pg_us:.0%} of SQLite's rate per core"
         )
+    cost = audit_cost(results)
+    if cost is not None:
+        on, off, _ = cost
+        if on.server_cpu and off.server_cpu and on.rps and off.rps:
+            on_us, off_us = on.server_cpu / on.rps * 1e6, off.server_cpu / off.rps * 1e6
+            out.append(
+                f"GetSecretValue CPU per request, audit on vs off: {on_us:,.0f} vs "
+                f"{off_us:,.0f} µs ({on_us / off_us - 1:+.1%}); p99 {_ms(on.p99_ms)} vs "
+                f"{_ms(off.p99_ms)} ms (means of the rounds)"
+            )
     sqlite, two = results.find(GET, "strongroom", base, c), results.find(GET, PG_TWO, base, c)
     if sqlite is not None and two is not None and sqlite.rps:
         out.append(
@@ -840,6 +961,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="ADMIN_URL",
         help="also measure PostgreSQL, 1 and 2 nodes, in a fresh database made (and dropped) "
         f"through ADMIN_URL (default {DEFAULT_POSTGRES})",
+    )
+    parser.add_argument(
+        "--no-audit-cost",
+        dest="audit_cost",
+        action="store_false",
+        help=f"skip GetSecretValue with the audit trail on vs off ({len(AUDIT_ROUNDS)} more "
+        "runs at the smallest --secrets count)",
     )
     parser.add_argument("--no-moto", action="store_true", help="skip the anchor")
     parser.add_argument("--no-ceiling", action="store_true", help="skip the constant-response app")

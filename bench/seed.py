@@ -90,7 +90,8 @@ def seed(data_dir: Path, count: int, batch: int) -> float:
         started = time.perf_counter()
         for index in range(count):
             (operation, body) = harness.create_items(index, 1)[0]
-            handler.run(caller, operation, create.parse_input(json.dumps(body).encode()))
+            request = create.parse_input(json.dumps(body).encode())
+            handler.run(caller, operation, request, None)  # None: seeding is not an API call
             if (index + 1) % batch == 0:
                 store.flush()
             if (index + 1) % 10_000 == 0:
