@@ -12,11 +12,13 @@ import pytest
 import sqlalchemy as sa
 
 from strongroom.audit.digests import DirectoryFiles, VerifyReport, verify
+from strongroom.audit.redaction import iso_time
 from strongroom.audit.sealing import (
     SIGNING_KEY_META,
     SealPolicy,
     StoreFiles,
     TrailSealer,
+    _Overtaken,
     export,
     signing_key,
 )
@@ -47,7 +49,7 @@ def add_events(store: SqlStore, count: int, at: float) -> list[str]:
         when = at + n
         record = {
             "eventID": event_id,
-            "eventTime": f"2026-11-18T00:{int(when - START) // 60 % 60:02d}:{int(when) % 60:02d}Z",
+            "eventTime": iso_time(when),
             "eventName": "GetSecretValue",
             "n": n,
         }
@@ -270,3 +272,44 @@ def test_the_signing_key_is_made_once_and_stored_sealed(store: SqlStore) -> None
     assert first.public_key().public_bytes_raw() == again.public_key().public_bytes_raw()
     assert stored is not None
     assert b"PRIVATE KEY" not in bytes.fromhex(stored)
+
+
+def test_a_seal_overtaken_by_another_changes_nothing(store: SqlStore, trail: TrailSealer) -> None:
+    add_events(store, 3, START)
+    with store.read() as tx:
+        rows, tip = tx.unsealed_audit_events(10), tx.newest_audit_digest()
+    assert trail.seal() is not None  # another sealer, first
+    with pytest.raises(_Overtaken), store.write() as tx:
+        trail._seal(tx, rows, tip)
+    assert check(store, trail).ok
+
+
+def test_a_record_committed_late_inside_the_range_waits_for_the_next_seal(
+    store: SqlStore, trail: TrailSealer
+) -> None:
+    """On PostgreSQL a record can commit after records with later positions: a seal that did
+    not see it must not mark it sealed without writing it."""
+    events = schema.audit_events
+    template = {
+        "event_time": START,
+        "event_source": "secretsmanager.amazonaws.com",
+        "event_name": "GetSecretValue",
+        "read_only": True,
+    }
+
+    def insert(seq: int) -> None:
+        record = json.dumps({"eventID": f"e{seq}", "eventTime": iso_time(START)})
+        values = {"seq": seq, "event_id": f"e{seq}", "record": record, **template}
+        execute(store, sa.insert(events).values(values))
+
+    insert(10)
+    insert(12)
+    with store.read() as tx:
+        rows, tip = tx.unsealed_audit_events(10), tx.newest_audit_digest()
+    insert(11)  # committed late
+    with pytest.raises(_Overtaken), store.write() as tx:
+        trail._seal(tx, rows, tip)
+    assert trail.seal() is not None  # the next round takes all three
+    report = check(store, trail)
+    assert report.ok, report.problems
+    assert report.records == 3

@@ -52,7 +52,13 @@ from strongroom.audit import digests
 from strongroom.audit.digests import DIGESTS, HASH_ALGORITHM, LOGS, SIGNATURE_ALGORITHM
 from strongroom.audit.redaction import iso_time
 from strongroom.crypto.envelope import Sealer, aad_for_audit_key
-from strongroom.storage.base import AuditFileRow, ConstraintViolation, Store, Transaction
+from strongroom.storage.base import (
+    AuditEventRow,
+    AuditFileRow,
+    ConstraintViolation,
+    Store,
+    Transaction,
+)
 
 logger = logging.getLogger("strongroom.audit")
 
@@ -169,13 +175,20 @@ class TrailSealer:
         """Seal the oldest unsealed records now; the new digest's name, or None if none.
 
         None as well when another node sealed at the same moment (its file stands)."""
+        # Read and compress outside any write transaction: thousands of records must not
+        # hold the write lock (on SQLite every call's record waits for it).
+        with self.store.read() as tx:
+            rows = tx.unsealed_audit_events(self.policy.max_records)
+            tip = tx.newest_audit_digest()
+        if not rows:
+            return None
         try:
             with self.store.write() as tx:
-                name = self._seal(tx)
-        except ConstraintViolation:
-            logger.info("another node extended the audit chain first; sealing again later")
+                name = self._seal(tx, rows, tip)
+        except (ConstraintViolation, _Overtaken):
+            logger.info("another node sealed the same audit records first; sealing again later")
             return None
-        if name is not None and self.mirror is not None:
+        if self.mirror is not None:
             try:
                 export(self.store, self.mirror)
             except OSError:
@@ -199,22 +212,28 @@ class TrailSealer:
                 return True
             return tx.unsealed_audit_count_reaches(self.policy.max_records)
 
-    def _seal(self, tx: Transaction) -> str | None:
-        rows = tx.unsealed_audit_events(self.policy.max_records)
-        if not rows:
-            return None
-        tip = tx.newest_audit_digest()
+    def _seal(self, tx: Transaction, rows: list[AuditEventRow], tip: AuditFileRow | None) -> str:
+        current = tx.newest_audit_digest()
+        if (current and current.name) != (tip and tip.name):
+            raise _Overtaken
         previous = json.loads(gzip.decompress(tip.content)) if tip else None
         sequence = (tip.sequence if tip else 0) + 1
+        # Exactly the records read: a record committed since (out of position order, on a
+        # server database) makes the count differ, and the next round includes it.
+        if tx.mark_audit_events_sealed(rows[0].seq, rows[-1].seq, sequence) != len(rows):
+            raise _Overtaken
         now = self.clock()
-        records = sorted((json.loads(row.record) for row in rows), key=_event_time)
-        times = [_event_time(r) for r in records]
+        # By time (whole seconds, as eventTime shows), stably: the records are joined as
+        # stored, without parsing each one again.
+        rows = sorted(rows, key=lambda row: (int(row.event_time), row.seq))
+        oldest, newest = iso_time(rows[0].event_time), iso_time(rows[-1].event_time)
         stamp = datetime.fromtimestamp(now, UTC)
         log_name = (
             f"{LOGS}/{self.account_id}_CloudTrail_{self.region}_"
             f"{stamp.strftime('%Y%m%dT%H%MZ')}_{secrets.token_hex(8).upper()}.json.gz"
         )
-        log_content = gzip.compress(json.dumps({"Records": records}).encode(), mtime=0)
+        body = b'{"Records":[' + b",".join(row.record.encode() for row in rows) + b"]}"
+        log_content = gzip.compress(body, compresslevel=6, mtime=0)
         pruned = max(
             self._prune(tx, now, sequence), int((previous or {}).get("prunedThrough") or 0)
         )
@@ -224,13 +243,13 @@ class TrailSealer:
         )
         digest: dict[str, Any] = {
             "awsAccountId": self.account_id,
-            "digestStartTime": previous["digestEndTime"] if previous else min(times),
+            "digestStartTime": previous["digestEndTime"] if previous else oldest,
             "digestEndTime": iso_time(now),
             "digestS3Object": digest_name,
             "digestPublicKeyFingerprint": self._fingerprint,
             "digestSignatureAlgorithm": SIGNATURE_ALGORITHM,
-            "newestEventTime": max(times),
-            "oldestEventTime": min(times),
+            "newestEventTime": newest,
+            "oldestEventTime": oldest,
             "previousDigestS3Object": tip.name if tip else None,
             "previousDigestHashValue": (
                 hashlib.sha256(digests.digest_bytes(previous)).hexdigest() if previous else None
@@ -242,19 +261,18 @@ class TrailSealer:
                     "s3Object": log_name,
                     "hashValue": hashlib.sha256(log_content).hexdigest(),
                     "hashAlgorithm": HASH_ALGORITHM,
-                    "newestEventTime": max(times),
-                    "oldestEventTime": min(times),
+                    "newestEventTime": newest,
+                    "oldestEventTime": oldest,
                 }
             ],
         }
         if pruned:
             digest["prunedThrough"] = pruned  # Strongroom's: how far retention removed the chain
         signed = digests.sign(digest, self.key)
-        newest = max(row.event_time for row in rows)
-        tx.insert_audit_file(AuditFileRow(log_name, "log", sequence, log_content, newest))
+        end = rows[-1].event_time
+        tx.insert_audit_file(AuditFileRow(log_name, "log", sequence, log_content, end))
         digest_content = gzip.compress(digests.digest_bytes(signed), mtime=0)
         tx.insert_audit_file(AuditFileRow(digest_name, "digest", sequence, digest_content, now))
-        tx.mark_audit_events_sealed([row.seq for row in rows], sequence)
         return digest_name
 
     def _prune(self, tx: Transaction, now: float, sequence: int) -> int:
@@ -274,8 +292,8 @@ class TrailSealer:
         return through
 
 
-def _event_time(record: dict[str, Any]) -> str:
-    return str(record.get("eventTime", ""))
+class _Overtaken(Exception):
+    """Another sealer changed the chain or the records since they were read."""
 
 
 def export(store: Store, directory: Path) -> int:

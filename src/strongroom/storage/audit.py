@@ -105,10 +105,13 @@ class AuditQueries:
         stmt = sa.select(_E).where(_E.c.sealed_in == sequence).order_by(_E.c.seq)
         return [_event(r) for r in self.db.execute(stmt)]
 
-    def mark_audit_events_sealed(self, seqs: Sequence[int], sequence: int) -> None:
-        for start in range(0, len(seqs), 500):  # keeps each IN list within every limit
-            chunk = list(seqs[start : start + 500])
-            self.db.execute(sa.update(_E).where(_E.c.seq.in_(chunk)).values(sealed_in=sequence))
+    def mark_audit_events_sealed(self, first_seq: int, last_seq: int, sequence: int) -> int:
+        stmt = (
+            sa.update(_E)
+            .where(_E.c.sealed_in.is_(None), _E.c.seq.between(first_seq, last_seq))
+            .values(sealed_in=sequence)
+        )
+        return int(self.db.execute(stmt).rowcount)
 
     def delete_audit_events_sealed_through(self, sequence: int) -> int:
         result = self.db.execute(sa.delete(_E).where(_E.c.sealed_in <= sequence))
