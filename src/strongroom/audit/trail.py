@@ -23,10 +23,10 @@ import contextlib
 import logging
 import re
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any, Final
@@ -224,48 +224,64 @@ class CallStore:
 
 
 class GroupCommitter:
-    """Commits records from many concurrent calls in few transactions (see the module doc)."""
+    """Commits records from many concurrent calls in few transactions (see the module doc).
+
+    The batching happens on the event loop: records wait in a list while one batch is being
+    written, and the next batch leaves as soon as it is done, so a busy server hands its
+    writer thread one batch per transaction rather than one record per call (each hand-off
+    between threads costs a GIL switch and a wake-up, more than the insert itself).
+    """
 
     def __init__(self, store: Store) -> None:
         self._store = store
-        self._cond = threading.Condition()
-        self._queue: list[tuple[AuditEventRow, asyncio.Future[None]]] = []
-        self._thread: threading.Thread | None = None
-        self._closed = False
+        self._waiting: list[tuple[AuditEventRow, asyncio.Future[None]]] = []
+        self._writing = False
+        self._executor: ThreadPoolExecutor | None = None
         self.batches = 0  # for tests and benchmarks: how many transactions so far
 
     async def commit(self, row: AuditEventRow) -> None:
         """Returns once ``row`` is committed; raises when it could not be."""
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        with self._cond:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="audit-commit", daemon=True)
-                self._thread.start()
-            self._queue.append((row, future))
-            self._cond.notify()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._waiting.append((row, future))
+        if not self._writing:
+            self._dispatch(loop)
         await future
 
     def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify()
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)  # the batch in hand is committed first
 
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._queue and not self._closed:
-                    self._cond.wait()
-                if not self._queue:
-                    return
-                batch, self._queue = self._queue, []
+    def _dispatch(self, loop: asyncio.AbstractEventLoop) -> None:
+        batch, self._waiting = self._waiting, []
+        self._writing = True
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="audit-commit")
+
+        def write() -> None:
             error = self._write([row for row, _ in batch])
             self.batches += 1
-            by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
-            for _, future in batch:
-                by_loop.setdefault(future.get_loop(), []).append(future)
-            for loop, futures in by_loop.items():
-                with contextlib.suppress(RuntimeError):  # that loop closed: nobody waits
-                    loop.call_soon_threadsafe(_settle, futures, error)
+            with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits any more
+                loop.call_soon_threadsafe(self._done, loop, batch, error)
+
+        self._executor.submit(write)
+
+    def _done(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        batch: list[tuple[AuditEventRow, asyncio.Future[None]]],
+        error: BaseException | None,
+    ) -> None:
+        self._writing = False
+        for _, future in batch:
+            if future.done():
+                continue  # its request was cancelled (the client went away)
+            if error is None:
+                future.set_result(None)
+            else:
+                future.set_exception(AuditUnavailable(str(error)))
+        if self._waiting:
+            self._dispatch(loop)
 
     def _write(self, rows: list[AuditEventRow]) -> BaseException | None:
         for attempt in range(1, _BATCH_ATTEMPTS + 1):
@@ -282,16 +298,6 @@ class GroupCommitter:
             else:
                 return None
         raise AssertionError  # unreachable
-
-
-def _settle(futures: list[asyncio.Future[None]], error: BaseException | None) -> None:
-    for future in futures:
-        if future.done():
-            continue  # its request was cancelled (the client went away)
-        if error is None:
-            future.set_result(None)
-        else:
-            future.set_exception(AuditUnavailable(str(error)))
 
 
 class AuditUnavailable(Exception):
