@@ -99,7 +99,8 @@ def public_pem(key: Ed25519PublicKey) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class SealPolicy:
-    max_records: int = 10_000  # records per log file
+    # Records per log file: what a seal holds in memory at once (about 1 KB each, twice).
+    max_records: int = 5_000
     max_seconds: float = 300.0  # the longest a record waits to be sealed (CloudTrail: ~5 min)
     retention_days: float | None = None  # None: keep everything
 

@@ -330,10 +330,9 @@ audit_events = sa.Table(
     sa.Column("record", sa.Text, nullable=False),  # the CloudTrail record, as JSON
     # The chain position of the digest whose log file holds this record; NULL until sealed.
     sa.Column("sealed_in", sa.Integer),
+    # One index besides the key: every index is paid on every call, while lookups are rare
+    # and read newest first by position (the key), filtering as they go.
     sa.Index("ix_audit_events_time", "event_time"),
-    sa.Index("ix_audit_events_name", "event_name", "event_time"),
-    sa.Index("ix_audit_events_user", "user_name", "event_time"),
-    sa.Index("ix_audit_events_resource", "resource_name", "event_time"),
     # Only the records not yet in a log file: the index stays as small as the backlog.
     sa.Index(
         "ix_audit_events_unsealed",

@@ -29,9 +29,6 @@ def upgrade() -> None:
         sqlite_autoincrement=True,
     )
     op.create_index("ix_audit_events_time", "audit_events", ["event_time"])
-    op.create_index("ix_audit_events_name", "audit_events", ["event_name", "event_time"])
-    op.create_index("ix_audit_events_user", "audit_events", ["user_name", "event_time"])
-    op.create_index("ix_audit_events_resource", "audit_events", ["resource_name", "event_time"])
     op.create_index(
         "ix_audit_events_unsealed",
         "audit_events",
