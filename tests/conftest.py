@@ -64,6 +64,26 @@ class Server:
         database_url = self.installation.settings.database_url
         return args if database_url is None else [*args, "--database-url", database_url]
 
+    def service_client(
+        self,
+        service: str,
+        region: str = "us-east-1",
+        creds: dict[str, Any] | None = None,
+        **config: Any,
+    ) -> Any:
+        """A boto3 client of any service served here (iam, sts, cloudtrail, ...), as the
+        root or with ``creds`` as STS and IAM return them (SessionToken when there is one)."""
+        creds = creds or {"AccessKeyId": ROOT_KEY_ID, "SecretAccessKey": ROOT_SECRET}
+        return boto3.client(
+            service,
+            endpoint_url=self.url,
+            region_name=region,
+            aws_access_key_id=creds["AccessKeyId"],
+            aws_secret_access_key=creds["SecretAccessKey"],
+            aws_session_token=creds.get("SessionToken"),
+            config=Config(retries={"max_attempts": 1}, **config),
+        )
+
     def client(self, region: str = "us-east-1", **kwargs: Any) -> Any:
         return boto3.client(
             "secretsmanager",

@@ -11,12 +11,10 @@ import time
 import uuid
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 from tests.api.helpers import error_of, refusal
-from tests.conftest import ACCOUNT_ID, ROOT_KEY_ID, ROOT_SECRET, Server
+from tests.conftest import ACCOUNT_ID, Server
 
 from strongroom.worker import Worker
 
@@ -24,16 +22,7 @@ CANARY = "canary-value-7f3e9b1d-must-never-leak"
 
 
 def _client(server: Server, service: str, region: str, creds: dict[str, Any] | None = None) -> Any:
-    creds = creds or {"AccessKeyId": ROOT_KEY_ID, "SecretAccessKey": ROOT_SECRET}
-    return boto3.client(
-        service,
-        endpoint_url=server.url,
-        region_name=region,
-        aws_access_key_id=creds["AccessKeyId"],
-        aws_secret_access_key=creds["SecretAccessKey"],
-        aws_session_token=creds.get("SessionToken"),
-        config=Config(retries={"max_attempts": 1}),
-    )
+    return server.service_client(service, region, creds)
 
 
 def _name(prefix: str) -> str:

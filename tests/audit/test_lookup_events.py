@@ -30,15 +30,7 @@ SECRET_TYPE = "AWS::SecretsManager::Secret"
 def cloudtrail_client(
     server: Server, region: str, creds: dict[str, str] | None = None, **config: Any
 ) -> Any:
-    creds = creds or {"AccessKeyId": ROOT_KEY_ID, "SecretAccessKey": ROOT_SECRET}
-    return boto3.client(
-        "cloudtrail",
-        endpoint_url=server.url,
-        region_name=region,
-        aws_access_key_id=creds["AccessKeyId"],
-        aws_secret_access_key=creds["SecretAccessKey"],
-        config=Config(retries={"max_attempts": 1}, **config),
-    )
+    return server.service_client("cloudtrail", region, creds, **config)
 
 
 @pytest.fixture

@@ -26,14 +26,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import httpx
 import pytest
 import sqlalchemy as sa
 from botocore import UNSIGNED
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
-from botocore.config import Config
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 from tests.api.rawhttp import signed_call
@@ -120,16 +118,7 @@ def make_client(
     creds: dict[str, Any] | None = None,
     **config: Any,
 ) -> Any:
-    creds = creds or {"AccessKeyId": ROOT_KEY_ID, "SecretAccessKey": ROOT_SECRET}
-    return boto3.client(
-        service,
-        endpoint_url=server.url,
-        region_name=region,
-        aws_access_key_id=creds["AccessKeyId"],
-        aws_secret_access_key=creds["SecretAccessKey"],
-        aws_session_token=creds.get("SessionToken"),
-        config=Config(retries={"max_attempts": 1}, **config),
-    )
+    return server.service_client(service, region, creds, **config)
 
 
 def policy(*statements: dict[str, Any]) -> str:
