@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import functools
 import json
+import math
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -195,7 +196,7 @@ def scrubbed_json(value: Any, withheld: frozenset[str]) -> tuple[Any, str]:
     in the JSON at all: the JSON is needed anyway, and the walk is the costly part."""
     text = json.dumps(value, separators=(",", ":"))
     needles = _needles(withheld)
-    if not any(json.dumps(needle)[1:-1] in text for needle in needles):
+    if not any(_as_in_json(needle) in text for needle in needles):
         return value, text
     value = _replace(value, needles)
     return value, json.dumps(value, separators=(",", ":"))
@@ -273,10 +274,20 @@ def _replace(value: Any, needles: list[str]) -> Any:
 
 def iso_time(moment: datetime | float) -> str:
     """CloudTrail's time format: `2026-11-28T11:27:19Z` (UTC, whole seconds)."""
-    if isinstance(moment, datetime):
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)  # naive datetimes in Strongroom are UTC
-        when = moment.astimezone(UTC)
-    else:
-        when = datetime.fromtimestamp(moment, UTC)
-    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if not isinstance(moment, datetime):
+        return _iso_second(math.floor(moment))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)  # naive datetimes in Strongroom are UTC
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@functools.lru_cache(maxsize=4)  # one record after another falls in the same second
+def _iso_second(second: int) -> str:
+    return datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _as_in_json(text: str) -> str:
+    """``text`` as it appears inside a JSON string (the escaping json.dumps does)."""
+    if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
+        return text
+    return json.dumps(text)[1:-1]

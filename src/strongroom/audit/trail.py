@@ -24,7 +24,6 @@ import logging
 import re
 import sys
 import time
-import uuid
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
@@ -32,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from strongroom.audit.records import CallFacts, cloudtrail_json
+from strongroom.domain.ids import UuidShapedIds
 from strongroom.domain.principal import Principal
 from strongroom.storage.base import AuditEventRow, Store, Transaction, TransientConflict
 
@@ -49,6 +49,7 @@ _RESOURCE_MEMBERS: Final = ("SecretId", "Name", "UserName", "RoleName", "PolicyA
 _SECRET_ARN = re.compile(r"^arn:[^:]+:secretsmanager:[^:]*:\d*:secret:(.+?)(-[A-Za-z0-9]{6})?$")
 _CREDENTIAL = re.compile(rb"Credential=([^/,\s]+)/[^/,\s]*/([^/,\s]*)/")
 _BATCH_ATTEMPTS: Final = 3
+_event_ids = UuidShapedIds()
 
 
 def resource_name(value: str) -> str:
@@ -120,7 +121,7 @@ class CallAudit:
             read_only=self.read_only,
             session_created=None if self.principal is None else self.principal.session_created,
         )
-        event_id = str(uuid.uuid4())
+        event_id = _event_ids()
         record, text = cloudtrail_json(facts, event_id=event_id)
         return AuditEventRow(
             event_id=event_id,

@@ -30,12 +30,10 @@ on the hot path (see bench/).
 
 from __future__ import annotations
 
-import itertools
 import logging
 import re
 import time
-import uuid
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, Literal, Protocol
@@ -44,6 +42,7 @@ import anyio
 import anyio.to_thread
 
 from strongroom.audit.trail import CallAudit, GroupCommitter, credential_scope
+from strongroom.domain.ids import UuidShapedIds
 from strongroom.errors import (
     InternalServiceError,
     InvalidAction,
@@ -178,7 +177,7 @@ class Frontend:
         self.routes: dict[str, Handler] = {self.prefix: handler}
         for other in more_handlers:
             self.routes.setdefault(other.model.target_prefix + ".", other)
-        self._request_ids = _request_ids()
+        self._request_ids = UuidShapedIds()
         self._on_startup = on_startup
         self._on_shutdown = on_shutdown
 
@@ -211,7 +210,7 @@ class Frontend:
                 return
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request_id = next(self._request_ids)
+        request_id = self._request_ids()
         try:
             request = await _read(scope, receive)
         except ServiceError as exc:
@@ -499,15 +498,6 @@ async def _reply(
         }
     )
     await send({"type": "http.response.body", "body": body})
-
-
-def _request_ids() -> Iterator[str]:
-    """Request ids shaped like AWS's (UUIDs): a random UUID per process, then a counter in its
-    last 48 bits — unique across processes and restarts, without a uuid4() per request."""
-    base = uuid.uuid4().hex[:20]
-    prefix = f"{base[:8]}-{base[8:12]}-{base[12:16]}-{base[16:20]}-"
-    for n in itertools.count():
-        yield f"{prefix}{n & 0xFFFFFFFFFFFF:012x}"
 
 
 async def _read(scope: Scope, receive: Receive) -> HttpRequest:
