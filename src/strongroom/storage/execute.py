@@ -154,7 +154,12 @@ class Executor:
             raise TextNotStorable("text with a NUL character cannot be stored")
         cursor = self.dbapi_connection.cursor()
         try:
-            cursor.executemany(compiled.sql, values)
+            if len(values) == 1:
+                # psycopg's executemany sets up a pipeline: for one row it costs more client
+                # CPU than the insert itself (a call's audit record is one row).
+                cursor.execute(compiled.sql, values[0])
+            else:
+                cursor.executemany(compiled.sql, values)
         except self._integrity_error as exc:
             raise ConstraintViolation(str(exc)) from exc
         finally:
