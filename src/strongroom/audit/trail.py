@@ -238,6 +238,7 @@ class GroupCommitter:
         self._waiting: list[tuple[AuditEventRow, asyncio.Future[None]]] = []
         self._writing = False
         self._executor: ThreadPoolExecutor | None = None
+        self._closed = False
         self.batches = 0  # for tests and benchmarks: how many transactions so far
 
     async def commit(self, row: AuditEventRow) -> None:
@@ -250,11 +251,15 @@ class GroupCommitter:
         await future
 
     def close(self) -> None:
+        self._closed = True  # calls still arriving fail closed rather than wait forever
         if self._executor is not None:
             self._executor.shutdown(wait=True)  # the batch in hand is committed first
 
     def _dispatch(self, loop: asyncio.AbstractEventLoop) -> None:
         batch, self._waiting = self._waiting, []
+        if self._closed:
+            self._done(loop, batch, AuditUnavailable("the server is stopping"))
+            return
         self._writing = True
         if self._executor is None:
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="audit-commit")
