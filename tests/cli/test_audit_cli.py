@@ -46,6 +46,8 @@ def test_seal_then_verify_passes_on_an_intact_trail(installation: Path) -> None:
     code, output = run("audit", "seal", *flags(installation))
     assert code == 0, output
     assert "1 log files sealed" in output
+    copies = sorted(p.parent.name for p in (installation / "audit").rglob("*.json.gz"))
+    assert copies == ["digests", "logs"]  # copied into the data dir, as a server's seal does
     code, output = run("audit", "verify", *flags(installation))
     assert code == 0, output
     assert "1 digests, 1 log files, 3 records checked" in output

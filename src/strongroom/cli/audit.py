@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from strongroom.audit.digests import DirectoryFiles, TrailFiles
 from strongroom.audit.digests import verify as verify_trail
 from strongroom.audit.sealing import (
+    AUDIT_DIR,
     StoreFiles,
     TrailSealer,
     export,
@@ -119,6 +120,7 @@ def seal(**flags: Any) -> None:
             installation.audit_key,
             account_id=installation.account_id,
             clock=DatabaseClock(installation.store),
+            mirror=installation.settings.data_dir / AUDIT_DIR,  # as a server's seal does
         )
         written = 0
         while sealer.seal() is not None:
