@@ -11,8 +11,9 @@ request with different parameters" is InvalidNextTokenException). Tokens carry t
 (``seq``) of the last event returned, so pages neither skip nor repeat events while new ones
 are recorded, and are signed like ListSecrets' (``operations.paging``).
 
-Not AWS: events are not scoped to the region the request is signed for, and are kept for as
-long as the installation keeps them rather than 90 days.
+As CloudTrail's event history, a lookup sees the events of the Region the request is signed
+for (IAM's, being global, are in us-east-1). Not AWS: events are kept for as long as the
+installation keeps them (``--audit-retention-days``) rather than 90 days.
 """
 
 from __future__ import annotations
