@@ -404,3 +404,38 @@ def test_master_key_rotate_rewraps_every_value_while_the_server_keeps_serving(tm
         assert sealer.open(sealed, aad_for_access_key(access_key_id)) == b"rotate-root-secret"
     finally:
         running.stop()
+
+
+def test_worker_processes_share_one_audit_trail_that_seals_and_verifies(tmp_path):
+    """Both processes record calls and both run a sealer on the same data dir: the chain they
+    extend together verifies, in the database and in the data dir's copy."""
+    port, data_dir = free_port(), tmp_path / "data"
+    env = clean_env(
+        STRONGROOM_ROOT_ACCESS_KEY_ID="AKIAWORKERSROOT00002",
+        STRONGROOM_ROOT_SECRET_ACCESS_KEY="workers-root-secret",
+        STRONGROOM_AUDIT_SEAL_SECONDS="0.5",
+    )
+    args = ["serve", "--workers", "2", "--port", str(port), "--data-dir", str(data_dir)]
+    running = launch(args, env, port, tmp_path / "logs")
+    try:
+        for n in range(20):  # a new client, so a new connection, lands on either worker
+            sm = client(running.url, "AKIAWORKERSROOT00002", "workers-root-secret")
+            sm.create_secret(Name=f"audited/{n}", SecretString=f"value-{n}")
+            sm.get_secret_value(SecretId=f"audited/{n}")
+        deadline = time.monotonic() + 30
+        while True:  # each process's sealer looks every 5 s
+            verified = run_cli(["audit", "verify", "--data-dir", str(data_dir)], env)
+            if "; 0 records not yet sealed" in verified.stdout or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+    finally:
+        running.stop()
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert "; 0 records not yet sealed" in verified.stdout
+    records = int(re.search(r"(\d+) records checked", verified.stdout)[1])  # type: ignore[index]
+    assert records >= 40  # every call (the ones during start-up checks come on top)
+    copy = run_cli(
+        ["audit", "verify", "--data-dir", str(data_dir), "--dir", str(data_dir / "audit")], env
+    )
+    assert copy.returncode == 0, copy.stdout + copy.stderr
+    assert "Traceback" not in running.stderr
