@@ -24,9 +24,9 @@ import logging
 import re
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -50,6 +50,7 @@ _SECRET_ARN = re.compile(r"^arn:[^:]+:secretsmanager:[^:]*:\d*:secret:(.+?)(-[A-
 _CREDENTIAL = re.compile(rb"Credential=([^/,\s]+)/[^/,\s]*/([^/,\s]*)/")
 _BATCH_ATTEMPTS: Final = 3
 _event_ids = UuidShapedIds()
+_BUSY: Final = object()  # the write lock was taken: the writer thread waits for it instead
 
 
 def resource_name(value: str) -> str:
@@ -238,6 +239,11 @@ class GroupCommitter:
         self._waiting: list[tuple[AuditEventRow, asyncio.Future[None]]] = []
         self._writing = False
         self._executor: ThreadPoolExecutor | None = None
+        # Embedded SQLite: a batch is written on the event loop itself when no other writer
+        # holds the lock (``SqlStore.try_write``), else by the writer thread.
+        self._try_write: Callable[[], AbstractContextManager[Transaction | None]] | None = (
+            getattr(store, "try_write", None) if getattr(store, "reads_never_wait", False) else None
+        )
         self._closed = False
         self.batches = 0  # for tests and benchmarks: how many transactions so far
 
@@ -261,6 +267,13 @@ class GroupCommitter:
             self._done(loop, batch, AuditUnavailable("the server is stopping"))
             return
         self._writing = True
+        if self._try_write is not None:
+            outcome = self._write_now([row for row, _ in batch])
+            if outcome is not _BUSY:
+                self.batches += 1
+                error = outcome if isinstance(outcome, BaseException) else None
+                loop.call_soon(self._done, loop, batch, error)
+                return
         if self._executor is None:
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="audit-commit")
 
@@ -288,6 +301,19 @@ class GroupCommitter:
                 future.set_exception(AuditUnavailable(str(error)))
         if self._waiting:
             self._dispatch(loop)
+
+    def _write_now(self, rows: list[AuditEventRow]) -> BaseException | object | None:
+        """Write on the event loop if the lock is free at once; ``_BUSY`` if it is not."""
+        assert self._try_write is not None  # noqa: S101 - only called when there is one
+        try:
+            with self._try_write() as tx:
+                if tx is None:
+                    return _BUSY
+                tx.insert_audit_events(rows)
+        except Exception as exc:
+            logger.exception("writing %d audit records failed", len(rows))
+            return exc
+        return None
 
     def _write(self, rows: list[AuditEventRow]) -> BaseException | None:
         for attempt in range(1, _BATCH_ATTEMPTS + 1):
