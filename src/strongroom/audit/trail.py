@@ -50,7 +50,11 @@ _SECRET_ARN = re.compile(r"^arn:[^:]+:secretsmanager:[^:]*:\d*:secret:(.+?)(-[A-
 _CREDENTIAL = re.compile(rb"Credential=([^/,\s]+)/[^/,\s]*/([^/,\s]*)/")
 _BATCH_ATTEMPTS: Final = 3
 _event_ids = UuidShapedIds()
-_BUSY: Final = object()  # the write lock was taken: the writer thread waits for it instead
+_BUSY: Final = object()
+_INLINE_TRIES: Final = 10
+_INLINE_RETRY: Final = (
+    0.0002  # seconds  # the write lock was taken: the writer thread waits for it instead
+)
 
 
 def resource_name(value: str) -> str:
@@ -261,8 +265,14 @@ class GroupCommitter:
         if self._executor is not None:
             self._executor.shutdown(wait=True)  # the batch in hand is committed first
 
-    def _dispatch(self, loop: asyncio.AbstractEventLoop) -> None:
-        batch, self._waiting = self._waiting, []
+    def _dispatch(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        batch: list[tuple[AuditEventRow, asyncio.Future[None]]] | None = None,
+        tries: int = 0,
+    ) -> None:
+        # A batch the lock turned away takes along what arrived meanwhile.
+        batch, self._waiting = (batch or []) + self._waiting, []
         if self._closed:
             self._done(loop, batch, AuditUnavailable("the server is stopping"))
             return
@@ -273,6 +283,11 @@ class GroupCommitter:
                 self.batches += 1
                 error = outcome if isinstance(outcome, BaseException) else None
                 loop.call_soon(self._done, loop, batch, error)
+                return
+            if tries < _INLINE_TRIES:
+                # Another writer (most often the other worker process's commit) holds the
+                # lock for a moment: try again shortly rather than hand the batch over.
+                loop.call_later(_INLINE_RETRY, self._dispatch, loop, batch, tries + 1)
                 return
         if self._executor is None:
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="audit-commit")
