@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import sys
 import textwrap
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,12 +21,11 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from click.testing import CliRunner
 from tests.conftest import ACCOUNT_ID, Server
+from tests.rotation.helpers import function_arn, register_function, rotation_row, wait_for
 
 from strongroom.audit import SECRET_RESOURCE_TYPE, service_event_row
 from strongroom.audit.redaction import iso_time
-from strongroom.cli.main import main as cli
 from strongroom.rotation.engine import BACKOFF
 from strongroom.storage.base import AuditEventRow, AuditQuery, SecretRow
 
@@ -364,31 +362,11 @@ def function(server: Server, tmp_path: Path, control: Path, region: str) -> str:
     handler = tmp_path / "rotate.py"
     handler.write_text(FUNCTION)
     name = f"svc-{uuid.uuid4().hex[:8]}"
-    result = CliRunner().invoke(
-        cli,
-        ["functions", "add", name, "--handler", f"{handler}:lambda_handler",
-         "--env", f"CONTROL={control}", "--timeout", "60", "--python", sys.executable,
-         *server.cli_args],
-        env={"STRONGROOM_ACCOUNT_ID": ACCOUNT_ID},
+    register_function(
+        server, name, "--handler", f"{handler}:lambda_handler", "--env", f"CONTROL={control}",
+        "--timeout", "60", "--python", sys.executable,
     )  # fmt: skip
-    assert result.exit_code == 0, result.output
-    return f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{name}"
-
-
-def rotation_row(server: Server, version_id: str) -> Any:
-    with server.installation.store.read() as tx:
-        rows = tx.rotations(ACCOUNT_ID, None, 500)
-    return next((row for row, _ in rows if row.version_id == version_id), None)
-
-
-def wait_for(predicate: Any, what: str, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
+    return function_arn(name, region)
 
 
 @pytest.mark.slow

@@ -17,6 +17,7 @@ import pytest
 from click.testing import CliRunner
 from tests.api.helpers import refusal
 from tests.conftest import ACCOUNT_ID, Server
+from tests.rotation.helpers import function_arn, register_function, rotation_row, wait_for
 
 from strongroom.cli.main import main as cli
 from strongroom.operations.rotation import CANNOT_INVOKE, NO_FUNCTION, PREVIOUS_INCOMPLETE
@@ -89,46 +90,24 @@ def function(server: Server, tmp_path: Path, control: Path, region: str) -> str:
     handler = tmp_path / "rotate.py"
     handler.write_text(FUNCTION)
     name = f"fn-{uuid.uuid4().hex[:8]}"
-    result = CliRunner().invoke(
-        cli,
-        [
-            "functions", "add", name,
-            "--handler", f"{handler}:lambda_handler",
-            "--env", f"CONTROL={control}",
-            "--env", f"OTHER_SECRET=other-{name}",
-            "--timeout", "60",
-            "--python", sys.executable,
-            *server.cli_args,
-        ],
-        env={"STRONGROOM_ACCOUNT_ID": ACCOUNT_ID},
+    printed = register_function(
+        server, name,
+        "--handler", f"{handler}:lambda_handler",
+        "--env", f"CONTROL={control}",
+        "--env", f"OTHER_SECRET=other-{name}",
+        "--timeout", "60",
+        "--python", sys.executable,
     )  # fmt: skip
-    assert result.exit_code == 0, result.output
-    assert result.output.strip() == f"arn:aws:lambda:us-east-1:{ACCOUNT_ID}:function:{name}"
-    return f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{name}"
+    assert printed == f"arn:aws:lambda:us-east-1:{ACCOUNT_ID}:function:{name}"
+    return function_arn(name, region)
 
 
 def _stages(client: Any, secret_id: str) -> dict[str, list[str]]:
     return client.describe_secret(SecretId=secret_id)["VersionIdsToStages"]
 
 
-def _wait(predicate: Any, what: str, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-
-
-def _rotation(server: Server, version_id: str) -> Any:
-    with server.installation.store.read() as tx:
-        rows = tx.rotations(ACCOUNT_ID, None, 500)
-    return next((row for row, _ in rows if row.version_id == version_id), None)
-
-
 def _settled(server: Server, version_id: str) -> Any:
-    row = _rotation(server, version_id)
+    row = rotation_row(server, version_id)
     return row if row is not None and row.state in {"succeeded", "failed", "cancelled"} else None
 
 
@@ -159,7 +138,7 @@ def test_rotation_runs_the_four_steps_and_moves_the_labels(client, server, funct
     assert code == "ResourceNotFoundException"
     (control / "release-createSecret").touch()
 
-    row = _wait(lambda: _settled(server, token), "the rotation")
+    row = wait_for(lambda: _settled(server, token), "the rotation")
     assert (row.state, row.attempts, row.error) == ("succeeded", 1, None)
     stages = _stages(client, "db/app")
     assert stages[token] == ["AWSCURRENT"]  # AWSPENDING taken off by the server
@@ -187,9 +166,9 @@ def test_rotation_runs_the_four_steps_and_moves_the_labels(client, server, funct
 def test_a_second_rotate_reuses_the_stored_function(client, server, function):
     client.create_secret(Name="db/again", SecretString="v0")
     first = client.rotate_secret(SecretId="db/again", RotationLambdaARN=function)
-    _wait(lambda: _settled(server, first["VersionId"]), "the first rotation")
+    wait_for(lambda: _settled(server, first["VersionId"]), "the first rotation")
     second = client.rotate_secret(SecretId="db/again")
-    row = _wait(lambda: _settled(server, second["VersionId"]), "the second rotation")
+    row = wait_for(lambda: _settled(server, second["VersionId"]), "the second rotation")
     assert row.state == "succeeded"
     stages = _stages(client, "db/again")
     assert stages[second["VersionId"]] == ["AWSCURRENT"]
@@ -220,14 +199,14 @@ def test_cancel_stops_a_rotation_in_progress(client, server, function, control):
     created = client.create_secret(Name="db/cancel", SecretString="v0")
     (control / "block-setSecret").touch()
     token = client.rotate_secret(SecretId="db/cancel", RotationLambdaARN=function)["VersionId"]
-    pid = int(_wait(lambda: _read(control / "setSecret.pid"), "setSecret to start"))
+    pid = int(wait_for(lambda: _read(control / "setSecret.pid"), "setSecret to start"))
     assert _alive(pid)
 
     cancelled = client.cancel_rotate_secret(SecretId="db/cancel")
     assert cancelled["VersionId"] == token
     assert cancelled["Name"] == "db/cancel"
-    _wait(lambda: not _alive(pid), "the function's process to be killed", timeout=10)
-    assert _rotation(server, token).state == "cancelled"
+    wait_for(lambda: not _alive(pid), "the function's process to be killed", timeout=10)
+    assert rotation_row(server, token).state == "cancelled"
     described = client.describe_secret(SecretId="db/cancel")
     assert described["RotationEnabled"] is False
     assert described["RotationLambdaARN"] == function  # kept, as the seed says
@@ -247,7 +226,7 @@ def test_cancel_stops_a_rotation_in_progress(client, server, function, control):
     )
     (control / "block-setSecret").unlink()
     again = client.rotate_secret(SecretId="db/cancel")
-    row = _wait(lambda: _settled(server, again["VersionId"]), "the rotation after cancelling")
+    row = wait_for(lambda: _settled(server, again["VersionId"]), "the rotation after cancelling")
     assert row.state == "succeeded"
 
 
@@ -259,9 +238,9 @@ def test_a_failing_step_is_retried_with_backoff_then_given_up(
     token = client.rotate_secret(SecretId="db/fails", RotationLambdaARN=function)["VersionId"]
     engine = _engine(server)
     for attempt, delay in enumerate((*BACKOFF, None), start=1):
-        row = _wait(
+        row = wait_for(
             lambda n=attempt: (
-                (r := _rotation(server, token))
+                (r := rotation_row(server, token))
                 and r.attempts == n
                 and r.state in {"pending", "failed"}
                 and r
@@ -292,7 +271,7 @@ def test_rotate_immediately_false_only_tests_a_copy(client, server, function, co
     token = client.rotate_secret(
         SecretId="db/test-only", RotationLambdaARN=function, RotateImmediately=False
     )["VersionId"]
-    row = _wait(lambda: _settled(server, token), "the test-only rotation")
+    row = wait_for(lambda: _settled(server, token), "the test-only rotation")
     assert row.state == "succeeded"
     assert (control / "tested").read_text() == "keep-me"
     assert not (control / "createSecret.pid").exists()
@@ -307,16 +286,11 @@ def test_a_timed_out_step_is_killed(server, client, tmp_path, region):
     handler = tmp_path / "slow.py"
     handler.write_text("import time\ndef lambda_handler(event, context):\n    time.sleep(60)\n")
     name = f"slow-{uuid.uuid4().hex[:8]}"
-    result = CliRunner().invoke(
-        cli,
-        ["functions", "add", name, "--handler", f"{handler}:lambda_handler", "--timeout", "1",
-         *server.cli_args],
-    )  # fmt: skip
-    assert result.exit_code == 0, result.output
+    register_function(server, name, "--handler", f"{handler}:lambda_handler", "--timeout", "1")
     client.create_secret(Name="db/slow", SecretString="v0")
-    arn = f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{name}"
+    arn = function_arn(name, region)
     token = client.rotate_secret(SecretId="db/slow", RotationLambdaARN=arn)["VersionId"]
-    row = _wait(lambda: (r := _rotation(server, token)) and r.attempts == 1 and r.error and r,
+    row = wait_for(lambda: (r := rotation_row(server, token)) and r.attempts == 1 and r.error and r,
                 "the first attempt to time out")  # fmt: skip
     assert "timed out" in row.error
 
@@ -328,7 +302,7 @@ def test_schedule_starts_rotations_when_due(client, server, function, clock):
         RotationLambdaARN=function,
         RotationRules={"AutomaticallyAfterDays": 2},
     )
-    _wait(lambda: _settled(server, first["VersionId"]), "the first rotation")
+    wait_for(lambda: _settled(server, first["VersionId"]), "the first rotation")
     described = client.describe_secret(SecretId="db/scheduled")
     assert described["RotationRules"] == {"AutomaticallyAfterDays": 2}
     next_date = described["NextRotationDate"].timestamp()
@@ -336,7 +310,7 @@ def test_schedule_starts_rotations_when_due(client, server, function, clock):
 
     clock.advance(3 * 86_400)
     _engine(server).wake()
-    later = _wait(
+    later = wait_for(
         lambda: (
             (v := client.describe_secret(SecretId="db/scheduled"))["LastRotatedDate"]
             > described["LastRotatedDate"]
@@ -365,7 +339,9 @@ def test_rotations_cli_shows_attempts_and_errors(client, server, function, contr
     client.create_secret(Name="db/listed", SecretString="v0")
     (control / "fail-setSecret").touch()
     token = client.rotate_secret(SecretId="db/listed", RotationLambdaARN=function)["VersionId"]
-    _wait(lambda: (r := _rotation(server, token)) and r.attempts == 1 and r.error, "a failure")
+    wait_for(
+        lambda: (r := rotation_row(server, token)) and r.attempts == 1 and r.error, "a failure"
+    )
     result = CliRunner().invoke(
         cli,
         ["rotations", "list", "--secret", "db/listed", "--region", region, "--output", "json",
@@ -417,7 +393,7 @@ def test_a_manual_update_counts_as_a_rotation_for_automatically_after_days(
         RotationLambdaARN=function,
         RotationRules={"AutomaticallyAfterDays": 3},
     )
-    _wait(lambda: _settled(server, first["VersionId"]), "the rotation")
+    wait_for(lambda: _settled(server, first["VersionId"]), "the rotation")
     before = client.describe_secret(SecretId="db/manual")["NextRotationDate"]
     clock.advance(2 * 86_400)
     client.put_secret_value(SecretId="db/manual", SecretString="set by hand")
@@ -474,12 +450,11 @@ def test_an_http_function_rotates(client, server, region):
     try:
         name = f"http-{uuid.uuid4().hex[:8]}"
         url = f"http://127.0.0.1:{httpd.server_address[1]}/rotate"
-        result = CliRunner().invoke(cli, ["functions", "add", name, "--url", url, *server.cli_args])
-        assert result.exit_code == 0, result.output
+        register_function(server, name, "--url", url)
         client.create_secret(Name="db/http", SecretString="v0")
-        arn = f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{name}"
+        arn = function_arn(name, region)
         token = client.rotate_secret(SecretId="db/http", RotationLambdaARN=arn)["VersionId"]
-        row = _wait(lambda: _settled(server, token), "the HTTP rotation")
+        row = wait_for(lambda: _settled(server, token), "the HTTP rotation")
     finally:
         httpd.shutdown()
     assert row.state == "succeeded"
