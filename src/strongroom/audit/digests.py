@@ -69,16 +69,12 @@ def digest_bytes(digest: dict[str, Any]) -> bytes:
     return json.dumps(digest, sort_keys=True, separators=(",", ":")).encode()
 
 
-def sha256_file(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def read_gzip_json(path: Path) -> Any:
-    """Parse a `.json.gz` file; raises ValueError (or OSError) when it is not one."""
+def gzip_json(raw: bytes) -> Any:
+    """Parse a `.json.gz` file's bytes; raises ValueError when they are not gzipped JSON."""
     try:
-        return json.loads(gzip.decompress(path.read_bytes()))
+        return json.loads(gzip.decompress(raw))
     except (gzip.BadGzipFile, EOFError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path.name} is not gzipped JSON: {exc.__class__.__name__}") from exc
+        raise ValueError(f"not gzipped JSON: {exc.__class__.__name__}") from exc
 
 
 def digest_sequence(name: str) -> int:
@@ -202,10 +198,7 @@ def _gzip_json(files: TrailFiles, name: str) -> Any:
     raw = files.read(name)
     if raw is None:
         raise FileNotFoundError(name)
-    try:
-        return json.loads(gzip.decompress(raw))
-    except (gzip.BadGzipFile, EOFError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"not gzipped JSON: {exc.__class__.__name__}") from exc
+    return gzip_json(raw)
 
 
 def _load_digests(

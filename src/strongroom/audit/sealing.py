@@ -218,7 +218,7 @@ class TrailSealer:
         current = tx.newest_audit_digest()
         if (current and current.name) != (tip and tip.name):
             raise _Overtaken
-        previous = json.loads(gzip.decompress(tip.content)) if tip else None
+        previous = digests.gzip_json(tip.content) if tip else None
         sequence = (tip.sequence if tip else 0) + 1
         # Exactly the records read: a record committed since (out of position order, on a
         # server database) makes the count differ, and the next round includes it.
@@ -317,12 +317,12 @@ def export(store: Store, directory: Path) -> int:
         if row is not None:
             _write_durably(path, row.content)
             written += 1
-    pruned = int(json.loads(gzip.decompress(tip.content)).get("prunedThrough") or 0) if tip else 0
+    pruned = int(digests.gzip_json(tip.content).get("prunedThrough") or 0) if tip else 0
     for path in (directory / DIGESTS).glob("*.json.gz"):
         try:
             if digests.digest_sequence(path.name) > pruned:
                 continue
-            listed = digests.read_gzip_json(path).get("logFiles") or []
+            listed = digests.gzip_json(path.read_bytes()).get("logFiles") or []
         except (IndexError, ValueError, OSError):
             continue
         for entry in listed:
