@@ -92,9 +92,11 @@ class CallAudit:
     event_time: float
     source_ip: str | None
     user_agent: str | None
-    access_key_id: str | None
-    region: str
+    # The raw header: read only if authentication fails (a caller that passed is known
+    # by its principal), so the hot path does not parse what SigV4 has just parsed.
+    authorization: bytes | None
     account_id: str
+    region: str | None = None  # the verified credential scope's, once authenticated
     event_name: str = "-"
     principal: Principal | None = None
     request: Mapping[str, Any] | None = None
@@ -108,13 +110,18 @@ class CallAudit:
         error_message: str | None = None,
     ) -> AuditEventRow:
         """The call's record, ready to insert."""
+        access_key_id, region = None, self.region
+        if self.principal is None:  # refused: the caller is known by what it claimed
+            access_key_id, claimed = credential_scope(self.authorization)
+            region = region or claimed
         facts = CallFacts(
             event_source=SOURCES[self.service],
             event_name=self.event_name,
-            region="us-east-1" if self.service == "iam" else self.region,  # IAM is global
+            # IAM is global: CloudTrail records it in us-east-1.
+            region="us-east-1" if self.service == "iam" else region or "us-east-1",
             account_id=self.account_id,
             principal=self.principal,
-            access_key_id=self.access_key_id,
+            access_key_id=access_key_id,
             source_ip=self.source_ip,
             user_agent=self.user_agent,
             request_id=self.request_id,

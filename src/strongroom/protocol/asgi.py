@@ -41,7 +41,7 @@ from typing import Any, Literal, Protocol
 import anyio
 import anyio.to_thread
 
-from strongroom.audit.trail import CallAudit, GroupCommitter, credential_scope
+from strongroom.audit.trail import CallAudit, GroupCommitter
 from strongroom.domain.ids import UuidShapedIds
 from strongroom.errors import (
     InternalServiceError,
@@ -307,7 +307,6 @@ class Frontend:
         """The call's audit facts as far as the raw request tells them (None: audit off)."""
         if self.audit is None:
             return None
-        access_key_id, region = credential_scope(request.header(b"authorization"))
         agent = request.header(b"user-agent")
         return CallAudit(
             service=service,
@@ -315,8 +314,7 @@ class Frontend:
             event_time=time.time(),
             source_ip=request.client_ip,
             user_agent=None if agent is None else agent.decode("latin-1"),
-            access_key_id=access_key_id,
-            region=region or "us-east-1",
+            authorization=request.header(b"authorization"),
             account_id=self.audit.account_id,
         )
 
