@@ -81,11 +81,12 @@ class Fixture:
 
     def __init__(self, workdir: Path) -> None:
         from strongroom.app import Authenticator, Caller, SecretsManager  # noqa: PLC0415
+        from strongroom.audit.journal import Journal  # noqa: PLC0415
         from strongroom.domain.principal import root_principal  # noqa: PLC0415
         from strongroom.installation import open_installation  # noqa: PLC0415
         from strongroom.operations.access import RequestFacts  # noqa: PLC0415
         from strongroom.operations.context import Context  # noqa: PLC0415
-        from strongroom.protocol.asgi import Frontend, HttpRequest  # noqa: PLC0415
+        from strongroom.protocol.asgi import Audit, Frontend, HttpRequest  # noqa: PLC0415
         from strongroom.settings import Settings  # noqa: PLC0415
 
         self.workdir = workdir
@@ -133,9 +134,15 @@ class Fixture:
             self.secret = tx.secret_by_name(h.ACCOUNT_ID, h.REGION, self.name)
             self.version = tx.version_by_stage(self.secret.pk, "AWSCURRENT")
         self.frontend = Frontend(self.handler)
+        self.journal = Journal(self.store, workdir / "journal")
+        self.audited = Frontend(
+            SecretsManager(self.installation, Authenticator(self.installation)),
+            audit=Audit(self.journal, self.installation.account_id),
+        )
         self.db = sqlite3.connect(workdir / "data" / "strongroom.db")
 
     def close(self) -> None:
+        self.journal.close()
         self.db.close()
         self.installation.close()
 
@@ -183,7 +190,15 @@ class Fixture:
 
         await to_thread.run_sync(lambda: None)
 
-    async def asgi_call(self) -> None:
+    def record(self) -> None:
+        """A GetSecretValue's CloudTrail record, built as the front end builds it."""
+        call = self.audited._call(self.request, "0" * 36, "secretsmanager")  # noqa: SLF001
+        assert call is not None
+        call.event_name, call.request, call.read_only = "GetSecretValue", self.parsed, True
+        call.principal, call.region = self.caller.principal, h.REGION
+        call.row(response=self.result)
+
+    async def asgi_call(self, frontend: Any = None) -> None:
         scope = {
             "type": "http",
             "method": "POST",
@@ -200,7 +215,10 @@ class Fixture:
         async def send(_message: dict[str, Any]) -> None:
             return None
 
-        await self.frontend(scope, receive, send)
+        await (frontend or self.frontend)(scope, receive, send)
+
+    async def audited_call(self) -> None:
+        await self.asgi_call(self.audited)
 
 
 def measure(f: Fixture, n: int) -> list[tuple[str, float]]:
@@ -225,6 +243,11 @@ def measure(f: Fixture, n: int) -> list[tuple[str, float]]:
             cpu_us_async(f.asgi_call_inline, n),
         ),
         ("Frontend: the whole ASGI call (no uvicorn, no socket)", cpu_us_async(f.asgi_call, n)),
+        ("audit: the call's record (CallAudit.row)", cpu_us(f.record, n)),
+        (
+            "Frontend with the audit trail: one journal write + fdatasync per call (no batching)",
+            cpu_us_async(f.audited_call, n),
+        ),
     ]
 
 

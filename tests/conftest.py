@@ -64,6 +64,14 @@ class Server:
         database_url = self.installation.settings.database_url
         return args if database_url is None else [*args, "--database-url", database_url]
 
+    def settle_audit(self) -> None:
+        """Move this server's audit journal (embedded SQLite) into the trail: the records
+        of reads reach it from there a moment after their replies (audit/journal.py)."""
+        audit = self.app.audit
+        ingest = getattr(audit.committer, "ingest", None) if audit else None
+        if ingest is not None:
+            ingest()
+
     def service_client(
         self,
         service: str,

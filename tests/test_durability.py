@@ -7,6 +7,7 @@ is on disk; a process crash must never lose it, whatever else was in flight.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -207,3 +208,43 @@ def test_writes_acknowledged_while_the_process_is_killed_are_all_there_after_res
         versions = client.list_secret_version_ids(SecretId=name, IncludeDeprecated=True)
         labels = [stage for v in versions["Versions"] for stage in v.get("VersionStages", [])]
         assert labels.count("AWSCURRENT") == 1
+
+
+def test_every_acknowledged_read_is_on_record_after_kill_9(run, tmp_path):
+    """Reads are recorded in the process's journal (audit/journal.py), not the database: a
+    process killed before moving it in leaves it to the next start, which adopts it."""
+    first = run()
+    client = client_for(first)
+    client.create_secret(Name="audited/db", SecretString="value")
+    answered = [
+        client.get_secret_value(SecretId="audited/db")["ResponseMetadata"]["RequestId"]
+        for _ in range(40)
+    ]
+    first.kill_9()  # at once: most of these are still only in the journal
+
+    second = run()
+    trail = boto3.client(
+        "cloudtrail",
+        endpoint_url=second.url,
+        region_name=REGION,
+        aws_access_key_id=ROOT_KEY_ID,
+        aws_secret_access_key=ROOT_SECRET,
+    )
+    deadline = time.monotonic() + 15
+    while True:
+        pages = trail.get_paginator("lookup_events").paginate(
+            LookupAttributes=[{"AttributeKey": "EventName", "AttributeValue": "GetSecretValue"}]
+        )
+        ids = [
+            json.loads(event["CloudTrailEvent"])["requestID"]
+            for page in pages
+            for event in page["Events"]
+        ]
+        if set(answered) <= set(ids) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert sorted(set(answered) & set(ids)) == sorted(answered)
+    assert len(ids) == len(set(ids))  # adopted once, not twice
+    # The dead process's segments are gone; only the live one's remain.
+    left = [p.name for p in (tmp_path / "data" / "audit-journal").glob("*.log")]
+    assert all(name.startswith(f"{second.process.pid}-") for name in left), left

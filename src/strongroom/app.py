@@ -17,8 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from strongroom.audit.journal import JOURNAL_DIR, Journal
 from strongroom.audit.sealing import AUDIT_DIR, SealPolicy, TrailSealer
-from strongroom.audit.trail import CallAudit, CallStore, GroupCommitter
+from strongroom.audit.trail import CallAudit, CallStore, GroupCommitter, RecordCommitter
 from strongroom.auth import sigv4
 from strongroom.auth.keys import AccessKey, AccessKeys
 from strongroom.domain.principal import Principal, root_principal
@@ -165,12 +166,19 @@ class CloudTrail:
     service = "cloudtrail"
 
     def __init__(
-        self, installation: Installation, authenticator: Authenticator, *, clock: Any = time.time
+        self,
+        installation: Installation,
+        authenticator: Authenticator,
+        *,
+        clock: Any = time.time,
+        before_lookup: Callable[[], object] | None = None,
     ) -> None:
         self.installation = installation
         self.model = cloudtrail.service_model()
         self._authenticate = authenticator
         self.clock = clock
+        # Moves this process's journal in first, so a caller finds its own earlier calls.
+        self._before_lookup = before_lookup
 
     def authenticate(self, request: HttpRequest) -> Caller:
         return self._authenticate(request, "cloudtrail")
@@ -185,6 +193,9 @@ class CloudTrail:
             raise cloudtrail.UnsupportedOperationException(
                 f"Strongroom does not support CloudTrail {operation}: only LookupEvents is served."
             )
+
+        if self._before_lookup is not None:
+            self._before_lookup()
 
         def attempt() -> Outcome:
             store = self.installation.store if call is None else CallStore(self.installation.store)
@@ -306,10 +317,15 @@ def build_app(
     identity = IdentityServices(installation, authenticator, clock=clock)
     worker = Worker(installation.store, clock=clock)
     stop = threading.Event()
-    audit = None
-    if installation.settings.audit:
-        audit = Audit(GroupCommitter(installation.store), installation.account_id)
     settings = installation.settings
+    audit, journal = None, None
+    if settings.audit:
+        committer: RecordCommitter
+        if installation.store.reads_never_wait:  # embedded SQLite: see audit/journal.py
+            committer = journal = Journal(installation.store, settings.data_dir / JOURNAL_DIR)
+        else:
+            committer = GroupCommitter(installation.store)
+        audit = Audit(committer, installation.account_id)
     sealer = TrailSealer(
         installation.store,
         installation.audit_key,
@@ -325,6 +341,8 @@ def build_app(
         threading.Thread(target=worker.run_forever, args=(stop,), daemon=True).start()
         threading.Thread(target=rotations.run_forever, args=(stop,), daemon=True).start()
         threading.Thread(target=sealer.run_forever, args=(stop,), daemon=True).start()
+        if journal is not None:
+            threading.Thread(target=journal.run_forever, args=(stop,), daemon=True).start()
         # Everything loaded so far (the service model, SQLAlchemy's tables, ...) lives as long
         # as the process: keep it out of the collector's full passes, whose pauses otherwise
         # show up as the slowest responses.
@@ -337,7 +355,14 @@ def build_app(
         on_startup=start,
         on_shutdown=lambda: _shut_down(stop, audit),
         query_handler=identity,
-        more_handlers=[CloudTrail(installation, authenticator, clock=clock)],
+        more_handlers=[
+            CloudTrail(
+                installation,
+                authenticator,
+                clock=clock,
+                before_lookup=None if journal is None else journal.ingest,
+            )
+        ],
         audit=audit,
         threads=4 if embedded else SERVER_DATABASE_THREADS,
         writers=1 if embedded else SERVER_DATABASE_WRITERS,

@@ -20,6 +20,7 @@ import base64
 import contextlib
 import gzip
 import json
+import os
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -63,6 +64,7 @@ class Trail:
         self.since = self._newest_seq()
 
     def _newest_seq(self) -> int:
+        self.server.settle_audit()
         with self.server.installation.store.read() as tx:
             newest = tx.audit_events(AuditQuery(limit=1))
         return newest[0].seq if newest else 0
@@ -74,10 +76,12 @@ class Trail:
         """Every record of an API call since the mark, oldest first. Service events (a
         rotation or purge the shared server's background threads run for other tests'
         secrets) are no call's record."""
+        self.server.settle_audit()
         with self.server.installation.store.read() as tx:
             rows = tx.audit_events(
                 AuditQuery(after_seq=self.since, newest_first=False, limit=1_000_000)
             )
+        rows.sort(key=lambda row: (row.event_time, row.seq))  # the order the calls came in
         records = [json.loads(row.record) for row in rows]
         return [record for record in records if record["eventType"] == "AwsApiCall"]
 
@@ -634,18 +638,33 @@ def accept_records(server: Server) -> None:
 
 
 class Refusal:
-    """Turns the refusal of records on and off (``refuse_records``, ``accept_records``)."""
+    """Turns the refusal of records on and off: in the database (``refuse_records``) and,
+    on embedded SQLite, in the process's journal, whose file is swapped for /dev/full
+    (every write then fails with ENOSPC, as on a full disk)."""
 
     def __init__(self, server: Server) -> None:
         self.server = server
         self.on = False
+        self._journal: tuple[int, int] | None = None  # (its descriptor, a copy of the file)
 
     def refuse(self) -> None:
         refuse_records(self.server)
+        audit = self.server.app.audit
+        fd = getattr(audit.committer, "file_descriptor", None) if audit else None
+        if fd is not None:
+            saved, full = os.dup(fd), os.open("/dev/full", os.O_WRONLY)
+            os.dup2(full, fd)
+            os.close(full)
+            self._journal = fd, saved
         self.on = True
 
     def accept(self) -> None:
         accept_records(self.server)
+        if self._journal is not None:
+            fd, saved = self._journal
+            os.dup2(saved, fd)
+            os.close(saved)
+            self._journal = None
         self.on = False
 
 

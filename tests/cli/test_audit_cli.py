@@ -73,6 +73,7 @@ def test_verify_exits_1_and_names_an_altered_log_file(tmp_path: Path) -> None:
     server, uv = start_server(data_dir)
     server.client().list_secrets()
     uv.should_exit = True
+    server.settle_audit()
     assert server.app.services["audit_sealer"].seal() is not None
     engine = server.installation.store.engine
     files = schema.audit_files

@@ -105,6 +105,7 @@ _ALLOW_NAMES: Final = frozenset(
         "sessiontokenutilization",
         "privatekeylist",  # ids and dates of a SAML provider's keys, not the keys
         "removeprivatekey",  # the id of the key to remove
+        "tokentype",  # STS GetWebIdentityToken: which kind of token to issue (an enum)
     }
 )
 

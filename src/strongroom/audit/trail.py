@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from strongroom.audit.records import CallFacts, cloudtrail_json
 from strongroom.domain.ids import UuidShapedIds
@@ -234,6 +234,20 @@ class CallStore:
             stack.__exit__(type(error), error, error.__traceback__)
         else:
             stack.close()  # COMMIT (a server database may raise TransientConflict here)
+
+
+class RecordCommitter(Protocol):
+    """Where the front end commits the records of calls that wrote nothing: the database
+    (``GroupCommitter``) or, on an embedded installation, a journal of the process's own
+    (``journal.Journal``)."""
+
+    batches: int
+
+    async def commit(self, row: AuditEventRow) -> None:
+        """Returns once ``row`` is durable; raises when it could not be made so."""
+
+    def close(self) -> None:
+        """Stop taking records; what is in hand is made durable first."""
 
 
 class GroupCommitter:

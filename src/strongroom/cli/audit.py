@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from strongroom.audit.digests import DirectoryFiles, TrailFiles
 from strongroom.audit.digests import verify as verify_trail
+from strongroom.audit.journal import JOURNAL_DIR, settle
 from strongroom.audit.sealing import (
     AUDIT_DIR,
     StoreFiles,
@@ -22,6 +23,7 @@ from strongroom.audit.sealing import (
 )
 from strongroom.cli.options import load_settings, setting_options
 from strongroom.installation import Installation, open_installation
+from strongroom.storage.base import Store
 from strongroom.storage.clock import DatabaseClock
 
 # ISO 8601 as people type it; a trailing Z is accepted (times are UTC either way).
@@ -38,9 +40,22 @@ def audit() -> None:
 
 def _open(flags: dict[str, Any]) -> Installation:
     try:
-        return open_installation(load_settings(flags))
+        installation = open_installation(load_settings(flags))
     except (OSError, ValueError) as exc:
         raise click.ClickException(f"cannot open the installation: {exc}") from exc
+    settle_journals(installation.store, installation.settings.data_dir / JOURNAL_DIR)
+    return installation
+
+
+def settle_journals(store: Store, directory: Path) -> None:
+    """Records of reads reach the trail from each server process's journal a moment after
+    the reply (audit/journal.py): wait for those, so a call just made shows."""
+    if not settle(store, directory):
+        click.echo(
+            "note: a server process has not yet moved its newest records into the trail; "
+            "they are not shown",
+            err=True,
+        )
 
 
 def _pinned(path: Path) -> Ed25519PublicKey:

@@ -21,7 +21,8 @@ from rich.console import Console
 from rich.table import Table
 
 from strongroom.audit import trail
-from strongroom.cli.audit import audit
+from strongroom.audit.journal import JOURNAL_DIR
+from strongroom.cli.audit import audit, settle_journals
 from strongroom.cli.options import load_settings, setting_options
 from strongroom.storage.base import AuditEventRow, AuditQuery, StorageError
 from strongroom.storage.sql import SqlStore
@@ -55,6 +56,7 @@ def _open_trail(flags: dict[str, Any]) -> Iterator[SqlStore]:
             raise click.ClickException(
                 f"no audit trail in {shown} (an older installation: run `strongroom migrate`)"
             )
+        settle_journals(store, settings.data_dir / JOURNAL_DIR)
         yield store
     finally:
         store.close()
@@ -138,7 +140,12 @@ def lookup(  # noqa: PLR0917 - one parameter per flag, as click passes them
         # A secret's ARN finds the calls that named it by name, as LookupEvents does.
         equals.append(("resource_name", trail.resource_name(resource_name)))
     query = AuditQuery(
-        start=_epoch(start), end=_epoch(end), equals=tuple(equals), newest_first=True, limit=limit
+        start=_epoch(start),
+        end=_epoch(end),
+        equals=tuple(equals),
+        newest_first=True,
+        by_time=True,
+        limit=limit,
     )
     with _open_trail(flags) as store:
         rows = _read(store, query)

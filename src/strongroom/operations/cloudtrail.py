@@ -103,17 +103,24 @@ def lookup_events(ctx: Context, request: Mapping[str, Any]) -> dict[str, Any]:
             # Like CloudTrail's event history: the events of the Region the request is for
             # (IAM's, being global, are recorded in us-east-1).
             lookup.query = replace(lookup.query, region=ctx.region)
-        after = None
+        after: tuple[float, int] | None = None
         if "NextToken" in request:
             cursor = paging.decode(ctx.token_key, _TOKEN_KIND, request["NextToken"])
-            if not (isinstance(cursor, list) and len(cursor) == 2 and cursor[1] == lookup.key):  # noqa: PLR2004 - [seq, key]
+            if not (isinstance(cursor, list) and len(cursor) == 3 and cursor[2] == lookup.key):  # noqa: PLR2004 - [time, seq, key]
                 raise InvalidNextTokenException(paging.INVALID_TOKEN)
-            after = int(cursor[0])
+            after = float(cursor[0]), int(cursor[1])
         if lookup.query is None:
             return {"Events": []}
-        rows, last = _page(tx, replace(lookup.query, after_seq=after), lookup.keep, lookup.limit)
-    token = None if last is None else paging.encode(ctx.token_key, _TOKEN_KIND, [last, lookup.key])
+        rows, last = _page(tx, lookup.query, after, lookup.keep, lookup.limit)
+    token = None if last is None else paging.encode(ctx.token_key, _TOKEN_KIND, [*last, lookup.key])
     return {"Events": [event(row) for row in rows], "NextToken": token}
+
+
+def _past(query: AuditQuery, cursor: tuple[float, int] | None) -> AuditQuery:
+    """``query`` continued past the record at ``cursor`` (event time, position)."""
+    if cursor is None:
+        return replace(query, after_seq=None, after_time=None)
+    return replace(query, after_time=cursor[0], after_seq=cursor[1])
 
 
 def event(row: AuditEventRow) -> dict[str, Any]:
@@ -171,7 +178,7 @@ class _Lookup:
         # What a NextToken is bound to: every parameter but the page size.
         bound = json.dumps([attribute, start, end, category]).encode()
         key = hashlib.sha256(bound).hexdigest()[:16]
-        query: AuditQuery | None = AuditQuery(start=start, end=end, newest_first=True)
+        query: AuditQuery | None = AuditQuery(start=start, end=end, newest_first=True, by_time=True)
         keep = None
         if category is not None:
             query = None  # "insight": Strongroom records no Insights events
@@ -207,30 +214,36 @@ def _names_a_resource(row: AuditEventRow) -> bool:
 def _page(
     tx: Transaction,
     query: AuditQuery,
+    after: tuple[float, int] | None,
     keep: Callable[[AuditEventRow], bool] | None,
     limit: int,
-) -> tuple[list[AuditEventRow], int | None]:
-    """(up to ``limit`` matching events, the position a next page starts after, if any)."""
+) -> tuple[list[AuditEventRow], tuple[float, int] | None]:
+    """(up to ``limit`` matching events past ``after``, the (time, position) a next page
+    starts after, if any)."""
     if keep is None:
-        rows = tx.audit_events(replace(query, limit=limit + 1))
+        rows = tx.audit_events(_past(replace(query, limit=limit + 1), after))
         if len(rows) > limit:
-            return rows[:limit], rows[limit - 1].seq
+            return rows[:limit], _cursor(rows[limit - 1])
         return rows, None
     found: list[AuditEventRow] = []
-    after, scanned = query.after_seq, 0
+    scanned, last = 0, after
     while scanned < _SCAN_ROWS:
-        batch = tx.audit_events(replace(query, after_seq=after, limit=_SCAN_BATCH))
+        batch = tx.audit_events(_past(replace(query, limit=_SCAN_BATCH), last))
         for row in batch:
             if keep(row):
                 if len(found) == limit:
-                    return found, found[-1].seq  # one more match exists: a next page
+                    return found, _cursor(found[-1])  # one more match exists: a next page
                 found.append(row)
-            after = row.seq
+            last = _cursor(row)
         scanned += len(batch)
         if len(batch) < _SCAN_BATCH:
             return found, None  # the trail is exhausted
     # Scanned enough for one call: the next page continues where this scan stopped.
-    return found, (found[-1].seq if len(found) == limit else after)
+    return found, (_cursor(found[-1]) if len(found) == limit else last)
+
+
+def _cursor(row: AuditEventRow) -> tuple[float, int]:
+    return row.event_time, row.seq
 
 
 def _seconds(moment: datetime | None) -> float | None:

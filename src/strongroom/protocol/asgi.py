@@ -41,7 +41,7 @@ from typing import Any, Literal, Protocol
 import anyio
 import anyio.to_thread
 
-from strongroom.audit.trail import CallAudit, GroupCommitter
+from strongroom.audit.trail import CallAudit, RecordCommitter
 from strongroom.domain.ids import UuidShapedIds
 from strongroom.errors import (
     InternalServiceError,
@@ -98,7 +98,7 @@ class Outcome:
 class Audit:
     """The front end's part of the audit trail: who commits records, for which account."""
 
-    committer: GroupCommitter
+    committer: RecordCommitter
     account_id: str
 
 

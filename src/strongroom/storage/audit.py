@@ -81,10 +81,9 @@ class AuditQueries:
         for name, value in query.equals:
             stmt = stmt.where(_FILTER_COLUMNS[name] == _indexable(value))
         if query.after_seq is not None:
-            # Paging by position: newest first pages downwards, oldest first upwards.
-            bound = _E.c.seq < query.after_seq if query.newest_first else _E.c.seq > query.after_seq
-            stmt = stmt.where(bound)
-        order = (_E.c.seq.desc(),) if query.newest_first else (_E.c.seq,)
+            stmt = stmt.where(_after(query))
+        keys = (_E.c.event_time, _E.c.seq) if query.by_time else (_E.c.seq,)
+        order = tuple(key.desc() for key in keys) if query.newest_first else keys
         return [_event(r) for r in self.db.execute(stmt.order_by(*order).limit(query.limit))]
 
     def unsealed_audit_events(self, limit: int) -> list[AuditEventRow]:
@@ -149,3 +148,15 @@ class AuditQueries:
     def delete_audit_files_through(self, kind: str, sequence: int) -> int:
         stmt = sa.delete(_AF).where(_AF.c.kind == kind, _AF.c.sequence <= sequence)
         return int(self.db.execute(stmt).rowcount)
+
+
+def _after(query: AuditQuery) -> sa.ColumnElement[bool]:
+    """Past the record a page ended on: newest first pages downwards, oldest first upwards."""
+    assert query.after_seq is not None  # noqa: S101 - only called with one
+    seq, at = query.after_seq, query.after_time
+    if not query.by_time or at is None:
+        return _E.c.seq < seq if query.newest_first else _E.c.seq > seq
+    # Spelled out rather than as a row value so that the time index bounds the scan.
+    if query.newest_first:
+        return sa.and_(_E.c.event_time <= at, sa.or_(_E.c.event_time < at, _E.c.seq < seq))
+    return sa.and_(_E.c.event_time >= at, sa.or_(_E.c.event_time > at, _E.c.seq > seq))

@@ -245,8 +245,14 @@ class AuditQuery:
     # access_key_id, resource_name, read_only
     equals: tuple[tuple[str, Any], ...] = ()
     after_seq: int | None = None  # paging: continue past this record
+    # With ``by_time``, the event time of the record ``after_seq`` names.
+    after_time: float | None = None
     region: str | None = None  # only records of this awsRegion
     newest_first: bool = True
+    # Order by event time (then position), as CloudTrail answers, rather than by position
+    # (the order records reached the trail, which ``audit tail`` follows): the records of
+    # reads reach it from their process's journal a moment after the calls around them.
+    by_time: bool = False
     limit: int = 50
 
 
@@ -305,6 +311,7 @@ class Transaction(Protocol):
     def insert_access_key(self, row: AccessKeyRow) -> None: ...
     def get_meta(self, key: str) -> str | None: ...
     def set_meta(self, key: str, value: str) -> None: ...
+    def delete_meta(self, key: str) -> None: ...
 
     # IAM. Names are matched regardless of case (AWS: "not distinguished by case"). Inline
     # policies, attachments and tags hang off an owner id: a user's AIDA..., a role's

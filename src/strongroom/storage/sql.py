@@ -308,6 +308,9 @@ class SqlTransaction(IamQueries, RotationQueries, AuditQueries):
         if not self._run(q.UPDATE_META, key=key, value=value).rowcount:
             self._run(q.INSERT_META, key=key, value=value)
 
+    def delete_meta(self, key: str) -> None:
+        self._run(q.DELETE_META, key=key)
+
     # -- master-key rotation -------------------------------------------------------------------
     def version_blobs(self, after_pk: int, limit: int) -> list[tuple[int, str, str, bytes]]:
         stmt = (

@@ -83,6 +83,7 @@ INSERT_ACCESS_KEY = sa.insert(_K).values({c.name: _p(c.name) for c in _K.columns
 GET_META = sa.select(schema.meta.c.value).where(schema.meta.c.key == _p("key"))
 UPDATE_META = sa.update(schema.meta).where(schema.meta.c.key == _p("key")).values(value=_p("value"))
 INSERT_META = sa.insert(schema.meta).values(key=_p("key"), value=_p("value"))
+DELETE_META = sa.delete(schema.meta).where(schema.meta.c.key == _p("key"))
 _UPDATE_SECRET: dict[tuple[str, ...], Any] = {}
 
 

@@ -1,0 +1,176 @@
+"""The journal of read records (audit/journal.py) on a real SQLite store and real files:
+batching, exactly-once ingest, what a dead process leaves, and a disk that refuses writes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from strongroom.audit.journal import Journal, adopt_orphans, decode, encode
+from strongroom.audit.trail import AuditUnavailable
+from strongroom.storage import migrate
+from strongroom.storage.base import AuditEventRow, AuditQuery
+from strongroom.storage.sql import SqlStore
+
+
+def row(name: str = "GetSecretValue", resource: str | None = "app/db") -> AuditEventRow:
+    event_id = str(uuid.uuid4())
+    return AuditEventRow(
+        event_id=event_id,
+        event_time=time.time(),
+        event_source="secretsmanager.amazonaws.com",
+        event_name=name,
+        user_name="root",
+        access_key_id="AKIAEXAMPLE",
+        resource_name=resource,
+        read_only=True,
+        record=json.dumps({"eventID": event_id, "note": "ünïcode\nand a newline"}),
+        aws_region="eu-west-1",
+    )
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> SqlStore:
+    sql_store = SqlStore.from_url(f"sqlite:///{tmp_path / 'audit.db'}")
+    migrate.upgrade(sql_store.engine)
+    return sql_store
+
+
+def stored(store: SqlStore) -> list[AuditEventRow]:
+    with store.read() as tx:
+        return tx.audit_events(AuditQuery(newest_first=False, limit=100_000))
+
+
+def commit_all(journal: Journal, rows: list[AuditEventRow]) -> None:
+    """Commit ``rows`` concurrently; raises the first failure once every one is settled."""
+
+    async def many() -> list[BaseException | None]:
+        return await asyncio.gather(*(journal.commit(r) for r in rows), return_exceptions=True)
+
+    for outcome in asyncio.run(many()):
+        if isinstance(outcome, BaseException):
+            raise outcome
+
+
+def test_frames_round_trip_and_a_torn_frame_ends_what_is_read() -> None:
+    rows = [row(), row("ListSecrets", None), row(resource="名前/db")]
+    data = b"".join(encode(r) for r in rows)
+    decoded, used = decode(data)
+    assert used == len(data)
+    assert [(r.event_id, r.event_name, r.resource_name, r.record) for r in decoded] == [
+        (r.event_id, r.event_name, r.resource_name, r.record) for r in rows
+    ]
+    assert decoded[0].aws_region == "eu-west-1"
+    assert decoded[0].read_only is True
+
+    # A crash mid-write: the last frame is cut short.
+    whole = len(encode(rows[0])) + len(encode(rows[1]))
+    assert decode(data[:-5]) == (decoded[:2], whole)
+    # A flipped byte inside the second frame: its checksum fails, reading stops before it.
+    flipped = bytearray(data)
+    flipped[len(encode(rows[0])) + 20] ^= 0x01
+    assert decode(bytes(flipped))[1] == len(encode(rows[0]))
+    # Zeros (a preallocated or half-written page) are no frame.
+    assert decode(b"\0" * 64) == ([], 0)
+
+
+def test_records_are_batched_and_each_reaches_the_trail_once(
+    store: SqlStore, tmp_path: Path
+) -> None:
+    journal = Journal(store, tmp_path / "journal", segment_bytes=4096)  # rolls often
+    rows = [row() for _ in range(300)]
+    commit_all(journal, rows)
+    assert 1 <= journal.batches < 300  # gathered behind the write in flight
+    assert stored(store) == []  # durable in the journal; not yet in the trail
+
+    assert journal.ingest() == 300
+    assert journal.ingest() == 0  # nothing twice
+    assert sorted(r.event_id for r in stored(store)) == sorted(r.event_id for r in rows)
+    # Segments rolled past 4 KiB are gone once moved in; only the one being appended stays.
+    assert len(list((tmp_path / "journal").glob("*.log"))) == 1
+
+    journal.close()
+    assert list((tmp_path / "journal").iterdir()) == []  # all moved in, lock file gone
+    with pytest.raises(AuditUnavailable):
+        asyncio.run(journal.commit(row()))  # a stopping server refuses rather than loses
+
+
+def test_a_refused_write_fails_the_records_and_keeps_nothing_of_them(
+    store: SqlStore, tmp_path: Path
+) -> None:
+    journal = Journal(store, tmp_path / "journal")
+    kept = row()
+    commit_all(journal, [kept])
+    fd = journal.file_descriptor
+    saved, full = os.dup(fd), os.open("/dev/full", os.O_WRONLY)
+    os.dup2(full, fd)  # the disk is full from now on
+    os.close(full)
+    try:
+        with pytest.raises(AuditUnavailable):
+            commit_all(journal, [row() for _ in range(5)])
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+    after = row()
+    commit_all(journal, [after])
+    journal.close()
+    assert [r.event_id for r in stored(store)] == [kept.event_id, after.event_id]
+
+
+def test_a_dead_process_journal_is_adopted_exactly_once(store: SqlStore, tmp_path: Path) -> None:
+    directory = tmp_path / "journal"
+    live = Journal(store, directory)  # a process still running: its journal is its own
+    commit_all(live, [row("DescribeSecret")])
+    # Another process records three reads and dies before moving them in.
+    script = (
+        "import asyncio, sys, time, uuid\n"
+        "from pathlib import Path\n"
+        "from strongroom.audit.journal import Journal\n"
+        "from strongroom.storage.base import AuditEventRow\n"
+        "from strongroom.storage.sql import SqlStore\n"
+        "journal = Journal(SqlStore.from_url(sys.argv[1]), Path(sys.argv[2]))\n"
+        "async def main():\n"
+        "    for n in range(3):\n"
+        "        await journal.commit(AuditEventRow(str(uuid.uuid4()), time.time(),\n"
+        "            'secretsmanager.amazonaws.com', 'GetSecretValue', 'root', None,\n"
+        "            f'dead/{n}', True, '{}'))\n"
+        "asyncio.run(main())\n"
+        "import os; os._exit(0)  # no close: as good as kill -9\n"
+    )
+    url = f"sqlite:///{tmp_path / 'audit.db'}"
+    subprocess.run([sys.executable, "-c", script, url, str(directory)], check=True, timeout=60)  # noqa: S603 - our own code
+
+    assert adopt_orphans(store, directory) == 3
+    assert adopt_orphans(store, directory) == 0
+    assert sorted(r.resource_name or "" for r in stored(store)) == ["dead/0", "dead/1", "dead/2"]
+    assert live.ingest() == 1  # the live process's record was never taken for a dead one's
+    live.close()
+
+
+def test_adoption_resumes_where_a_crash_interrupted_it(store: SqlStore, tmp_path: Path) -> None:
+    """The progress of each segment is committed with its records: a crash after a commit
+    and before the file was removed moves in only what was not moved in yet."""
+    directory = tmp_path / "journal"
+    directory.mkdir()
+    rows = [row() for _ in range(4)]
+    frames = [encode(r) for r in rows]
+    segment = directory / "4242-deadbeef-000001.log"
+    segment.write_bytes(b"".join(frames) + frames[0][:7])  # and a torn frame at the end
+    (directory / "4242-deadbeef.lock").touch()
+    with store.write() as tx:
+        tx.insert_audit_events(rows[:2])
+        tx.set_meta(f"audit-journal:{segment.name}", str(len(frames[0]) + len(frames[1])))
+
+    assert adopt_orphans(store, directory) == 2
+    assert sorted(r.event_id for r in stored(store)) == sorted(r.event_id for r in rows)
+    assert list(directory.iterdir()) == []
+    with store.read() as tx:
+        assert tx.get_meta(f"audit-journal:{segment.name}") is None
