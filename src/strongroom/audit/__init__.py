@@ -2,11 +2,13 @@
 
 `records.py` turns what the front end knows about a call into one record in CloudTrail's
 event format; `redaction.py` decides which request and response members a record may hold
-(never secret material). Both are pure: no I/O, no clock, no storage. `store.py` keeps
-records durably (a group-committed, fsynced journal rolled into CloudTrail log files) and
-`digests.py` chains signed digests over them and verifies the chain. `trail.py` records every
-call in the database; `service_events.py` records what Secrets Manager does on its own
-(rotations, deletions) in the transaction that does it.
+(never secret material). Both are pure: no I/O, no clock, no storage. `trail.py` records
+every call: a write's record in the write's own transaction, any other call's
+group-committed to the database, or on embedded SQLite appended to the process's journal
+(`journal.py`), which a thread moves into the database. `sealing.py` seals the records into
+CloudTrail log files with signed, chained digests, which `digests.py` verifies.
+`service_events.py` records what Secrets Manager does on its own (rotations, deletions) in
+the transaction that does it.
 """
 
 from strongroom.audit.records import (
