@@ -58,6 +58,7 @@ JOURNAL_DIR: Final = "audit-journal"
 _FRAME: Final = struct.Struct(">II")  # payload length, CRC-32 of the payload
 _META: Final = "audit-journal:"
 _ADOPT_EVERY: Final = 20  # ingest rounds between looks for what dead processes left
+_MAX_RETRY_WAIT: Final = 5.0  # seconds
 
 
 def encode(row: AuditEventRow) -> bytes:
@@ -279,12 +280,18 @@ class Journal:
         _forget(self.store, segment.path, segment.meta_key)
 
     def run_forever(self, stop: threading.Event, interval: float = 0.25) -> None:
+        wait = interval
         while not stop.is_set():
             try:
                 self.ingest()
             except Exception:
                 logger.exception("moving the audit journal into the database failed; retrying")
-            stop.wait(interval)
+                # The records are safe in the journal meanwhile: retry less often while the
+                # database refuses, rather than log four times a second.
+                wait = min(wait * 2, _MAX_RETRY_WAIT)
+            else:
+                wait = interval
+            stop.wait(wait)
 
     def close(self) -> None:
         """Stop taking records (calls still arriving fail closed), write what is in hand,
