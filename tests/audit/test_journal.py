@@ -8,13 +8,14 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
 
 import pytest
 
-from strongroom.audit.journal import Journal, adopt_orphans, decode, encode
+from strongroom.audit.journal import Journal, adopt_orphans, decode, encode, settle
 from strongroom.audit.trail import AuditUnavailable
 from strongroom.storage import migrate
 from strongroom.storage.base import AuditEventRow, AuditQuery
@@ -174,3 +175,20 @@ def test_adoption_resumes_where_a_crash_interrupted_it(store: SqlStore, tmp_path
     assert list(directory.iterdir()) == []
     with store.read() as tx:
         assert tx.get_meta(f"audit-journal:{segment.name}") is None
+
+
+def test_settle_waits_until_a_live_process_has_moved_its_records_in(
+    store: SqlStore, tmp_path: Path
+) -> None:
+    directory = tmp_path / "journal"
+    journal = Journal(store, directory)
+    commit_all(journal, [row()])
+    assert settle(store, directory, timeout=0.2) is False  # nobody moves it in: time runs out
+    mover = threading.Timer(0.2, journal.ingest)
+    mover.start()
+    try:
+        assert settle(store, directory, timeout=10) is True
+    finally:
+        mover.join()
+    assert len(stored(store)) == 1
+    journal.close()
