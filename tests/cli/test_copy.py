@@ -32,8 +32,10 @@ from click.testing import CliRunner, Result
 from tests.conftest import ACCOUNT_ID, ROOT_KEY_ID, ROOT_SECRET, Server, start_server
 from tests.postgres import fresh_postgres_database
 
+from strongroom.audit.journal import JOURNAL_DIR, encode
 from strongroom.cli.main import main as cli
 from strongroom.storage import migrate, schema
+from strongroom.storage.base import AuditEventRow
 from strongroom.storage.copy import TableCount, compare_counts, copy_database
 from strongroom.storage.sql import SqlStore
 
@@ -501,3 +503,36 @@ def test_the_copy_is_a_snapshot_and_never_blocks_writers_of_the_source(
     assert all(c.matches for c in counts)
     assert _dump(target_url) == before  # without the row written meanwhile
     assert len(_dump(source_url)["meta"]) == len(before["meta"]) + 1
+
+
+def test_records_a_crashed_server_left_in_its_journal_are_copied(tmp_path: Path) -> None:
+    """Reads are recorded in a per-process journal before they reach the database
+    (audit/journal.py): the copy of a data dir whose server died takes them along."""
+    data_dir = tmp_path / "source"
+    server, uv = start_server(data_dir)
+    server.client(REGION).list_secrets()
+    _stop(server, uv)
+    # What a killed process leaves: its lock file (no longer held) and a segment whose
+    # records never reached the database.
+    left = AuditEventRow(
+        event_id=str(uuid.uuid4()),
+        event_time=time.time(),
+        event_source="secretsmanager.amazonaws.com",
+        event_name="GetSecretValue",
+        user_name="root",
+        access_key_id=ROOT_KEY_ID,
+        resource_name="app/db",
+        read_only=True,
+        record="{}",
+    )
+    journal = data_dir / JOURNAL_DIR
+    journal.mkdir(exist_ok=True)
+    (journal / "4242-deadbeef.lock").touch()
+    (journal / "4242-deadbeef-000001.log").write_bytes(encode(left))
+
+    result = copy(data_dir, tmp_path / "target")
+    assert result.exit_code == 0, result.output
+    copied = _dump(_sqlite_url(tmp_path / "target"))["audit_events"]
+    assert left.event_id in {row[1] for row in copied}
+    # Moved into the source, then removed (the in-process server's own journal may remain).
+    assert sorted(journal.glob("4242-*")) == []

@@ -20,6 +20,7 @@ from rich.progress import (
 from rich.progress import Progress as RichProgress
 from rich.table import Table
 
+from strongroom.audit.journal import JOURNAL_DIR, adopt_orphans
 from strongroom.storage import copy as copying
 from strongroom.storage.base import SchemaTooNew
 from strongroom.storage.sql import SqlStore
@@ -57,6 +58,14 @@ def database_url(location: str) -> str:
     return f"sqlite:///{path.resolve() / DATABASE_FILE}"
 
 
+def _journal_of(url: str) -> Path | None:
+    """The audit journal beside an embedded database (``<data dir>/audit-journal``)."""
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return None
+    return Path(parsed.database).parent / JOURNAL_DIR
+
+
 def _parsed(url: str, flag: str) -> sa.URL:
     try:
         return sa.engine.make_url(url)
@@ -86,7 +95,10 @@ def _opened(url: str, role: str) -> Iterator[SqlStore]:
     "source",
     required=True,
     metavar="URL|PATH",
-    help="The installation to copy (read only; a server may keep running on it).",
+    help=(
+        "The installation to copy (read only, but for what a crashed server left in its "
+        "audit journal; a server may keep running on it)."
+    ),
 )
 @click.option(
     "--to",
@@ -135,6 +147,12 @@ def copy_command(source: str, target: str, batch_size: int) -> None:
         target_store = stack.enter_context(_opened(target_url, "target"))
         try:
             copying.check_source(source_store.engine)
+            # Records of reads that a server which died left in its journal belong to the
+            # trail being copied: move them into the source first (a live server's it moves
+            # in itself; those of its last moment may miss the copy, as later calls do).
+            journal = _journal_of(source_url)
+            if journal is not None:
+                adopt_orphans(source_store, journal)
             copying.prepare_target(target_store.engine)
             counts = _copy(source_store, target_store, batch_size)
         except (copying.CopyRefused, copying.CopyFailed, SchemaTooNew) as exc:
