@@ -3,11 +3,12 @@
 Why not straight into the database
 ----------------------------------
 On SQLite every commit takes the installation's one write lock and an fsync. With every
-read's record committed there, the readers of all worker processes queued behind each
-other and behind the writes: the audit trail cost GetSecretValue about 40% of its
-throughput. A file of the process's own needs no lock shared with anyone: a batch of records
-costs one write and one ``fdatasync``, done by a thread while the event loop goes on
-gathering the next batch. A reply still leaves only once its record is on disk.
+read's record committed there, the readers of all worker processes queued for the lock the
+writes need. A file of the process's own needs no lock shared with anyone: a batch of
+records costs one write and one ``fdatasync``, done by a thread while the event loop goes on
+gathering the next batch. A reply still leaves only once its record is on disk. (The
+trail's CPU cost per read stayed about the same: most of it is building, moving in and
+sealing each record; docs/audit.md has the figures.)
 
 From the journal into the trail
 -------------------------------
