@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from strongroom.audit.trail import AuditUnavailable
+from strongroom.audit.trail import AuditUnavailable, answer_waiting
 from strongroom.storage.base import AuditEventRow, Store
 
 logger = logging.getLogger("strongroom.audit")
@@ -198,13 +198,7 @@ class Journal:
         batch: list[tuple[AuditEventRow, bytes, asyncio.Future[None]]],
         error: BaseException | None,
     ) -> None:
-        for _, _, future in batch:
-            if future.done():
-                continue  # its request was cancelled (the client went away)
-            if error is None:
-                future.set_result(None)
-            else:
-                future.set_exception(AuditUnavailable(str(error)))
+        answer_waiting((future for _, _, future in batch), error)
 
     def _append(self, rows: list[AuditEventRow], data: bytes) -> BaseException | None:
         segment = self._segments[-1]

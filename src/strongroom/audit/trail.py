@@ -24,7 +24,7 @@ import logging
 import re
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
@@ -328,13 +328,7 @@ class GroupCommitter:
         error: BaseException | None,
     ) -> None:
         self._writing = False
-        for _, future in batch:
-            if future.done():
-                continue  # its request was cancelled (the client went away)
-            if error is None:
-                future.set_result(None)
-            else:
-                future.set_exception(AuditUnavailable(str(error)))
+        answer_waiting((future for _, future in batch), error)
         if self._waiting:
             self._dispatch(loop)
 
@@ -366,6 +360,17 @@ class GroupCommitter:
             else:
                 return None
         raise AssertionError  # unreachable
+
+
+def answer_waiting(futures: Iterable[asyncio.Future[None]], error: BaseException | None) -> None:
+    """Wake the calls waiting for a batch of records: done, or failed with ``error``."""
+    for future in futures:
+        if future.done():
+            continue  # its request was cancelled (the client went away)
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(AuditUnavailable(str(error)))
 
 
 class AuditUnavailable(Exception):
