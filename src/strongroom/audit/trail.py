@@ -6,14 +6,15 @@ Theory of operation (fail closed)
   ``CallStore``, which holds every write transaction of the call open until the front end
   has the result, then inserts the call's record and commits both at once. If the record
   cannot be written, the write is rolled back with it; the call fails and changes nothing.
-- Every other call (reads, failures, calls refused before they ran) is group-committed by
-  ``GroupCommitter`` before the front end replies: the request waits on a future that the
-  committer's thread resolves once its batch of records is committed. If the batch fails,
-  the call is answered with an internal error instead, so a value never leaves the server
-  unless its read was recorded.
+- Every other call (reads, failures, calls refused before they ran) waits before the front
+  end replies until its record is durable, batched with the records of the calls beside it:
+  committed by ``GroupCommitter`` on a server database, or written to the process's own
+  journal (``journal.Journal``) on embedded SQLite. If the batch fails, the call is
+  answered with an internal error instead, so a value never leaves the server unless its
+  read was recorded.
 - Records land in ``audit_events`` of the installation's database (so every node of a
-  multi-node installation writes to the same trail); ``sealing`` later seals them into
-  signed CloudTrail log files.
+  multi-node installation writes to the same trail; a journal is moved in within about a
+  second); ``sealing`` later seals them into signed CloudTrail log files.
 """
 
 from __future__ import annotations
