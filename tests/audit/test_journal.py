@@ -104,6 +104,34 @@ def test_records_are_batched_and_each_reaches_the_trail_once(
         asyncio.run(journal.commit(row()))  # a stopping server refuses rather than loses
 
 
+def test_a_record_waits_for_the_calls_under_way_to_share_its_fdatasync(
+    store: SqlStore, tmp_path: Path
+) -> None:
+    journal = Journal(store, tmp_path / "journal", gather_seconds=30.0)
+    # A lone call is written at once: nothing else is coming.
+    journal.calls_in_flight = 1
+    started = time.monotonic()
+    commit_all(journal, [row()])
+    assert time.monotonic() - started < 10
+    assert journal.batches == 1
+    # Five calls under way: the batch leaves once all five wait, in one fdatasync.
+    journal.calls_in_flight = 5
+    started = time.monotonic()
+    commit_all(journal, [row() for _ in range(5)])
+    assert time.monotonic() - started < 10
+    assert journal.batches == 2
+    journal.close()
+
+    # Calls under way that bring no record soon: the record waits no longer than its bound.
+    journal = Journal(store, tmp_path / "journal", gather_seconds=0.3)
+    journal.calls_in_flight = 5
+    started = time.monotonic()
+    commit_all(journal, [row(), row()])
+    assert time.monotonic() - started >= 0.3
+    assert journal.batches == 1
+    journal.close()
+
+
 def test_a_refused_write_fails_the_records_and_keeps_nothing_of_them(
     store: SqlStore, tmp_path: Path
 ) -> None:

@@ -59,6 +59,7 @@ _FRAME: Final = struct.Struct(">II")  # payload length, CRC-32 of the payload
 _META: Final = "audit-journal:"
 _ADOPT_EVERY: Final = 20  # ingest rounds between looks for what dead processes left
 _MAX_RETRY_WAIT: Final = 5.0  # seconds
+GATHER_SECONDS: Final = 0.002  # the longest a record waits for others to share its fdatasync
 
 
 def encode(row: AuditEventRow) -> bytes:
@@ -128,10 +129,18 @@ class Journal:
     """This process's journal: ``commit`` appends (event loop), ``ingest`` moves it into the
     database (any thread). Same contract as ``trail.GroupCommitter``."""
 
-    def __init__(self, store: Store, directory: Path, *, segment_bytes: int = 16 << 20) -> None:
+    def __init__(
+        self,
+        store: Store,
+        directory: Path,
+        *,
+        segment_bytes: int = 16 << 20,
+        gather_seconds: float = GATHER_SECONDS,
+    ) -> None:
         self.store = store
         self.directory = directory
         self.segment_bytes = segment_bytes
+        self.gather_seconds = gather_seconds
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.owner = f"{os.getpid()}-{secrets.token_hex(4)}"
         self._lock_fd = _claim(directory, self.owner)
@@ -141,6 +150,9 @@ class Journal:
         self._ingest_lock = threading.Lock()
         self._waiting: list[tuple[AuditEventRow, bytes, asyncio.Future[None]]] = []
         self._writing = False
+        self._gathering_since: float | None = None  # loop time the oldest waiting record came
+        self._timer: asyncio.TimerHandle | None = None
+        self.calls_in_flight = 0  # counted by the front end
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="audit-journal")
         self._closed = False
         self._rounds = 0
@@ -158,13 +170,32 @@ class Journal:
         future: asyncio.Future[None] = loop.create_future()
         self._waiting.append((row, encode(row), future))
         if not self._writing:
-            self._dispatch(loop)
+            self._gather(loop)
         await future
+
+    def _gather(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Write what waits now, or once more records have come (at most ``gather_seconds``
+        after the oldest): every fdatasync costs the process far more CPU than its system
+        call (measured about 60 µs less per read on 2 cores with batches 2-3 times larger:
+        docs/audit.md). No waiting when every call under way already waits for its record:
+        a lone call is written at once."""
+        now = loop.time()
+        if self._gathering_since is None:
+            self._gathering_since = now
+        due = self._gathering_since + self.gather_seconds
+        if now >= due or len(self._waiting) >= self.calls_in_flight:
+            self._dispatch(loop)
+        elif self._timer is None:
+            self._timer = loop.call_at(due, self._dispatch, loop)
 
     def _dispatch(self, loop: asyncio.AbstractEventLoop) -> None:
         """Hand what waits to the writer thread. While it writes, the loop goes on serving
         and the next batch gathers (writing on the loop itself measured about 10% slower:
         the loop stood still for every fdatasync)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._gathering_since = None
         batch, self._waiting = self._waiting, []
         if self._closed:
             self._done(batch, AuditUnavailable("the server is stopping"))
@@ -191,7 +222,7 @@ class Journal:
         self._writing = False
         self._done(batch, error)
         if self._waiting:
-            self._dispatch(loop)
+            self._gather(loop)
 
     @staticmethod
     def _done(

@@ -243,6 +243,9 @@ class RecordCommitter(Protocol):
     (``journal.Journal``)."""
 
     batches: int
+    # Calls of this process under way (the front end counts them): all of them waiting for
+    # their records means no other record is coming, so a batch need not wait for more.
+    calls_in_flight: int
 
     async def commit(self, row: AuditEventRow) -> None:
         """Returns once ``row`` is durable; raises when it could not be made so."""
@@ -272,6 +275,7 @@ class GroupCommitter:
         )
         self._closed = False
         self.batches = 0  # for tests and benchmarks: how many transactions so far
+        self.calls_in_flight = 0  # counted by the front end; unused here
 
     async def commit(self, row: AuditEventRow) -> None:
         """Returns once ``row`` is committed; raises when it could not be."""

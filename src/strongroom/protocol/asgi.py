@@ -183,7 +183,16 @@ class Frontend:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            await self._http(scope, receive, send)
+            if self.audit is None:
+                await self._http(scope, receive, send)
+                return
+            # The committer batches better knowing how many calls may still bring a record.
+            committer = self.audit.committer
+            committer.calls_in_flight += 1
+            try:
+                await self._http(scope, receive, send)
+            finally:
+                committer.calls_in_flight -= 1
         elif scope["type"] == "lifespan":
             await self._lifespan(receive, send)
 
