@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from strongroom.audit.trail import AuditUnavailable, GroupCommitter
+from strongroom.audit.trail import AuditUnavailable, Gathering, GroupCommitter
 from strongroom.storage import migrate
 from strongroom.storage.base import AuditEventRow, AuditQuery
 from strongroom.storage.sql import SqlStore
@@ -59,3 +59,23 @@ def test_a_record_offered_after_close_fails_at_once(store: SqlStore) -> None:
         asyncio.run(asyncio.wait_for(committer.commit(row()), timeout=5))
     with store.read() as tx:
         assert len(tx.audit_events(AuditQuery(limit=10))) == 1
+
+
+def test_a_record_waits_for_the_calls_under_way_to_share_its_transaction(
+    store: SqlStore,
+) -> None:
+    # Four calls under way, none of them in a hurry: their records share one transaction,
+    # which leaves as soon as the fourth waits (not after the 30 s bound).
+    committer = GroupCommitter(store, Gathering(30.0))
+    committer.gathering.calls_in_flight = 4
+
+    async def four() -> None:
+        async def one(delay: float) -> None:
+            await asyncio.sleep(delay)
+            await committer.commit(row())
+
+        await asyncio.wait_for(asyncio.gather(*(one(n * 0.05) for n in range(4))), timeout=10)
+
+    asyncio.run(four())
+    assert committer.batches == 1
+    committer.close()

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from strongroom.audit.journal import Journal, adopt_orphans, decode, encode, settle
-from strongroom.audit.trail import AuditUnavailable
+from strongroom.audit.trail import AuditUnavailable, Gathering
 from strongroom.storage import migrate
 from strongroom.storage.base import AuditEventRow, AuditQuery
 from strongroom.storage.sql import SqlStore
@@ -107,15 +107,15 @@ def test_records_are_batched_and_each_reaches_the_trail_once(
 def test_a_record_waits_for_the_calls_under_way_to_share_its_fdatasync(
     store: SqlStore, tmp_path: Path
 ) -> None:
-    journal = Journal(store, tmp_path / "journal", gather_seconds=30.0)
+    journal = Journal(store, tmp_path / "journal", gathering=Gathering(30.0))
     # A lone call is written at once: nothing else is coming.
-    journal.calls_in_flight = 1
+    journal.gathering.calls_in_flight = 1
     started = time.monotonic()
     commit_all(journal, [row()])
     assert time.monotonic() - started < 10
     assert journal.batches == 1
     # Five calls under way: the batch leaves once all five wait, in one fdatasync.
-    journal.calls_in_flight = 5
+    journal.gathering.calls_in_flight = 5
     started = time.monotonic()
     commit_all(journal, [row() for _ in range(5)])
     assert time.monotonic() - started < 10
@@ -123,8 +123,8 @@ def test_a_record_waits_for_the_calls_under_way_to_share_its_fdatasync(
     journal.close()
 
     # Calls under way that bring no record soon: the record waits no longer than its bound.
-    journal = Journal(store, tmp_path / "journal", gather_seconds=0.3)
-    journal.calls_in_flight = 5
+    journal = Journal(store, tmp_path / "journal", gathering=Gathering(0.3))
+    journal.gathering.calls_in_flight = 5
     started = time.monotonic()
     commit_all(journal, [row(), row()])
     assert time.monotonic() - started >= 0.3

@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from strongroom.audit.trail import AuditUnavailable, answer_waiting
+from strongroom.audit.trail import AuditUnavailable, Gathering, answer_waiting
 from strongroom.storage.base import AuditEventRow, Store
 
 logger = logging.getLogger("strongroom.audit")
@@ -59,7 +59,6 @@ _FRAME: Final = struct.Struct(">II")  # payload length, CRC-32 of the payload
 _META: Final = "audit-journal:"
 _ADOPT_EVERY: Final = 20  # ingest rounds between looks for what dead processes left
 _MAX_RETRY_WAIT: Final = 5.0  # seconds
-GATHER_SECONDS: Final = 0.002  # the longest a record waits for others to share its fdatasync
 
 
 def encode(row: AuditEventRow) -> bytes:
@@ -135,12 +134,12 @@ class Journal:
         directory: Path,
         *,
         segment_bytes: int = 16 << 20,
-        gather_seconds: float = GATHER_SECONDS,
+        gathering: Gathering | None = None,
     ) -> None:
         self.store = store
         self.directory = directory
         self.segment_bytes = segment_bytes
-        self.gather_seconds = gather_seconds
+        self.gathering = gathering or Gathering()
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.owner = f"{os.getpid()}-{secrets.token_hex(4)}"
         self._lock_fd = _claim(directory, self.owner)
@@ -150,9 +149,6 @@ class Journal:
         self._ingest_lock = threading.Lock()
         self._waiting: list[tuple[AuditEventRow, bytes, asyncio.Future[None]]] = []
         self._writing = False
-        self._gathering_since: float | None = None  # loop time the oldest waiting record came
-        self._timer: asyncio.TimerHandle | None = None
-        self.calls_in_flight = 0  # counted by the front end
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="audit-journal")
         self._closed = False
         self._rounds = 0
@@ -170,32 +166,14 @@ class Journal:
         future: asyncio.Future[None] = loop.create_future()
         self._waiting.append((row, encode(row), future))
         if not self._writing:
-            self._gather(loop)
+            self.gathering(loop, len(self._waiting), lambda: self._dispatch(loop))
         await future
-
-    def _gather(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Write what waits now, or once more records have come (at most ``gather_seconds``
-        after the oldest): every fdatasync costs the process far more CPU than its system
-        call (measured about 60 µs less per read on 2 cores with batches 2-3 times larger:
-        docs/audit.md). No waiting when every call under way already waits for its record:
-        a lone call is written at once."""
-        now = loop.time()
-        if self._gathering_since is None:
-            self._gathering_since = now
-        due = self._gathering_since + self.gather_seconds
-        if now >= due or len(self._waiting) >= self.calls_in_flight:
-            self._dispatch(loop)
-        elif self._timer is None:
-            self._timer = loop.call_at(due, self._dispatch, loop)
 
     def _dispatch(self, loop: asyncio.AbstractEventLoop) -> None:
         """Hand what waits to the writer thread. While it writes, the loop goes on serving
         and the next batch gathers (writing on the loop itself measured about 10% slower:
         the loop stood still for every fdatasync)."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._gathering_since = None
+        self.gathering.leaving()
         batch, self._waiting = self._waiting, []
         if self._closed:
             self._done(batch, AuditUnavailable("the server is stopping"))
@@ -222,7 +200,7 @@ class Journal:
         self._writing = False
         self._done(batch, error)
         if self._waiting:
-            self._gather(loop)
+            self.gathering(loop, len(self._waiting), lambda: self._dispatch(loop))
 
     @staticmethod
     def _done(

@@ -56,6 +56,7 @@ _INLINE_TRIES: Final = 10
 _INLINE_RETRY: Final = (
     0.0002  # seconds  # the write lock was taken: the writer thread waits for it instead
 )
+GATHER_SECONDS: Final = 0.002  # the longest a record waits for others to share its write
 
 
 def resource_name(value: str) -> str:
@@ -243,15 +244,50 @@ class RecordCommitter(Protocol):
     (``journal.Journal``)."""
 
     batches: int
-    # Calls of this process under way (the front end counts them): all of them waiting for
-    # their records means no other record is coming, so a batch need not wait for more.
-    calls_in_flight: int
+    gathering: Gathering
 
     async def commit(self, row: AuditEventRow) -> None:
         """Returns once ``row`` is durable; raises when it could not be made so."""
 
     def close(self) -> None:
         """Stop taking records; what is in hand is made durable first."""
+
+
+class Gathering:
+    """When the next batch of records leaves: at once, or once more records have come.
+
+    Every batch costs the process far more CPU than its system calls or its statement (the
+    hand-offs between threads, the wake-ups): letting a record wait up to ``seconds`` for
+    the records of the calls around it made batches 2-3 times larger and GetSecretValue
+    about 10% faster with the trail on (docs/audit.md). No wait when every call under way
+    already waits for its record: nothing else is coming, so a lone call is written at once.
+    """
+
+    def __init__(self, seconds: float = GATHER_SECONDS) -> None:
+        self.seconds = seconds
+        self.calls_in_flight = 0  # this process's calls under way, counted by the front end
+        self._since: float | None = None  # loop time the oldest waiting record came
+        self._timer: asyncio.TimerHandle | None = None
+
+    def __call__(
+        self, loop: asyncio.AbstractEventLoop, waiting: int, dispatch: Callable[[], None]
+    ) -> None:
+        """``waiting`` records wait and no batch is being written: ``dispatch`` now or later."""
+        now = loop.time()
+        if self._since is None:
+            self._since = now
+        due = self._since + self.seconds
+        if now >= due or waiting >= self.calls_in_flight:
+            dispatch()
+        elif self._timer is None:
+            self._timer = loop.call_at(due, dispatch)
+
+    def leaving(self) -> None:
+        """A batch leaves (whatever made it): the next one gathers afresh."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._since = None
 
 
 class GroupCommitter:
@@ -263,8 +299,9 @@ class GroupCommitter:
     between threads costs a GIL switch and a wake-up, more than the insert itself).
     """
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, gathering: Gathering | None = None) -> None:
         self._store = store
+        self.gathering = gathering or Gathering()
         self._waiting: list[tuple[AuditEventRow, asyncio.Future[None]]] = []
         self._writing = False
         self._executor: ThreadPoolExecutor | None = None
@@ -275,7 +312,6 @@ class GroupCommitter:
         )
         self._closed = False
         self.batches = 0  # for tests and benchmarks: how many transactions so far
-        self.calls_in_flight = 0  # counted by the front end; unused here
 
     async def commit(self, row: AuditEventRow) -> None:
         """Returns once ``row`` is committed; raises when it could not be."""
@@ -283,7 +319,7 @@ class GroupCommitter:
         future: asyncio.Future[None] = loop.create_future()
         self._waiting.append((row, future))
         if not self._writing:
-            self._dispatch(loop)
+            self.gathering(loop, len(self._waiting), lambda: self._dispatch(loop))
         await future
 
     def close(self) -> None:
@@ -298,6 +334,7 @@ class GroupCommitter:
         tries: int = 0,
     ) -> None:
         # A batch the lock turned away takes along what arrived meanwhile.
+        self.gathering.leaving()
         batch, self._waiting = (batch or []) + self._waiting, []
         if self._closed:
             self._done(loop, batch, AuditUnavailable("the server is stopping"))
@@ -335,7 +372,7 @@ class GroupCommitter:
         self._writing = False
         answer_waiting((future for _, future in batch), error)
         if self._waiting:
-            self._dispatch(loop)
+            self.gathering(loop, len(self._waiting), lambda: self._dispatch(loop))
 
     def _write_now(self, rows: list[AuditEventRow]) -> BaseException | object | None:
         """Write on the event loop if the lock is free at once; ``_BUSY`` if it is not."""

@@ -186,13 +186,13 @@ class Frontend:
             if self.audit is None:
                 await self._http(scope, receive, send)
                 return
-            # The committer batches better knowing how many calls may still bring a record.
-            committer = self.audit.committer
-            committer.calls_in_flight += 1
+            # Records are batched better knowing how many calls may still bring one.
+            gathering = self.audit.committer.gathering
+            gathering.calls_in_flight += 1
             try:
                 await self._http(scope, receive, send)
             finally:
-                committer.calls_in_flight -= 1
+                gathering.calls_in_flight -= 1
         elif scope["type"] == "lifespan":
             await self._lifespan(receive, send)
 
