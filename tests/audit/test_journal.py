@@ -122,6 +122,18 @@ def test_a_record_waits_for_the_calls_under_way_to_share_its_fdatasync(
     assert journal.batches == 2
     journal.close()
 
+    # A call under way answers without bringing a record: the batch need not wait for it.
+    journal = Journal(store, tmp_path / "journal", gathering=Gathering(30.0))
+    journal.gathering.calls_in_flight = 2
+
+    async def one_waits_while_the_other_ends() -> None:
+        asyncio.get_running_loop().call_later(0.1, journal.gathering.call_ended)
+        await asyncio.wait_for(journal.commit(row()), timeout=10)
+
+    asyncio.run(one_waits_while_the_other_ends())
+    assert journal.batches == 1
+    journal.close()
+
     # Calls under way that bring no record soon: the record waits no longer than its bound.
     journal = Journal(store, tmp_path / "journal", gathering=Gathering(0.3))
     journal.gathering.calls_in_flight = 5

@@ -268,6 +268,8 @@ class Gathering:
         self.calls_in_flight = 0  # this process's calls under way, counted by the front end
         self._since: float | None = None  # loop time the oldest waiting record came
         self._timer: asyncio.TimerHandle | None = None
+        self._waiting = 0  # while the timer runs: how many records wait, and who sends them
+        self._dispatch: Callable[[], None] | None = None
 
     def __call__(
         self, loop: asyncio.AbstractEventLoop, waiting: int, dispatch: Callable[[], None]
@@ -279,15 +281,27 @@ class Gathering:
         due = self._since + self.seconds
         if now >= due or waiting >= self.calls_in_flight:
             dispatch()
-        elif self._timer is None:
+            return
+        self._waiting, self._dispatch = waiting, dispatch
+        if self._timer is None:
             self._timer = loop.call_at(due, dispatch)
+
+    def call_started(self) -> None:
+        self.calls_in_flight += 1
+
+    def call_ended(self) -> None:
+        """A call has answered (on the event loop): if every call left waits for its
+        record, the batch gathering for them has nothing more to wait for."""
+        self.calls_in_flight -= 1
+        if self._dispatch is not None and self._waiting >= self.calls_in_flight:
+            self._dispatch()
 
     def leaving(self) -> None:
         """A batch leaves (whatever made it): the next one gathers afresh."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self._since = None
+        self._since, self._dispatch = None, None
 
 
 class GroupCommitter:

@@ -188,11 +188,11 @@ class Frontend:
                 return
             # Records are batched better knowing how many calls may still bring one.
             gathering = self.audit.committer.gathering
-            gathering.calls_in_flight += 1
+            gathering.call_started()
             try:
                 await self._http(scope, receive, send)
             finally:
-                gathering.calls_in_flight -= 1
+                gathering.call_ended()
         elif scope["type"] == "lifespan":
             await self._lifespan(receive, send)
 
