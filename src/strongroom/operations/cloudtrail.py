@@ -119,7 +119,7 @@ def lookup_events(ctx: Context, request: Mapping[str, Any]) -> dict[str, Any]:
 def _past(query: AuditQuery, cursor: tuple[float, int] | None) -> AuditQuery:
     """``query`` continued past the record at ``cursor`` (event time, position)."""
     if cursor is None:
-        return replace(query, after_seq=None, after_time=None)
+        return query
     return replace(query, after_time=cursor[0], after_seq=cursor[1])
 
 
