@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -164,6 +165,49 @@ def test_a_refused_write_fails_the_records_and_keeps_nothing_of_them(
     commit_all(journal, [after])
     journal.close()
     assert [r.event_id for r in stored(store)] == [kept.event_id, after.event_id]
+
+
+def syncer_pid(journal: Journal) -> int:
+    process = journal._syncer._process  # the child process under test
+    assert process is not None
+    return process.pid
+
+
+def test_a_syncer_that_dies_fails_the_batch_it_held_and_a_new_one_takes_over(
+    store: SqlStore, tmp_path: Path
+) -> None:
+    journal = Journal(store, tmp_path / "journal")
+    kept = row()
+    commit_all(journal, [kept])
+    pid = syncer_pid(journal)
+    lost = [row() for _ in range(3)]
+
+    async def syncer_killed_mid_batch() -> list[BaseException | None]:
+        os.kill(pid, signal.SIGSTOP)  # it takes the request but cannot answer
+        commits = asyncio.gather(*(journal.commit(r) for r in lost), return_exceptions=True)
+        await asyncio.sleep(0)  # the commits run up to their wait
+        assert journal._in_flight is not None  # the first record's sync is asked for
+        os.kill(pid, signal.SIGKILL)
+        return await asyncio.wait_for(commits, timeout=10)
+
+    # The first record left alone (nothing else was under way); the two that gathered behind
+    # it go to a new syncer once the first one's fails.
+    first, *behind = asyncio.run(syncer_killed_mid_batch())
+    assert isinstance(first, AuditUnavailable)
+    assert behind == [None, None]
+    assert syncer_pid(journal) != pid
+    journal.close()
+    # The failed record was never acknowledged, so it never reaches the trail.
+    assert [r.event_id for r in stored(store)] == [kept.event_id] + [r.event_id for r in lost[1:]]
+
+
+def test_the_syncer_ends_with_its_journal(store: SqlStore, tmp_path: Path) -> None:
+    journal = Journal(store, tmp_path / "journal")
+    commit_all(journal, [row()])
+    pid = syncer_pid(journal)
+    journal.close()
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # reaped, not left behind
 
 
 def test_a_dead_process_journal_is_adopted_exactly_once(store: SqlStore, tmp_path: Path) -> None:

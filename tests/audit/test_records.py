@@ -25,6 +25,7 @@ from strongroom.audit import (
     CallFacts,
     TlsDetails,
     cloudtrail_record,
+    cloudtrail_text,
     is_withheld,
     service_event,
     user_identity,
@@ -733,3 +734,69 @@ def test_random_nested_members_never_leak_a_canary(request, response, read_only,
         )
     )
     assert "ZQXCANARY" not in json.dumps(record)
+
+
+_any_text = st.text(max_size=20)  # quotes, backslashes, control and non-ASCII characters too
+_principals = st.sampled_from([ROOT, ALICE, DEPLOYER, None]) | st.builds(
+    Principal,
+    account_id=st.just(ACCOUNT),
+    arn=_any_text,
+    access_key_id=st.none() | _any_text,
+    user_name=st.none() | _any_text,
+    user_id=st.none() | _any_text,
+    role_arn=st.none() | _any_text,
+    session_created=st.none() | st.floats(0, 4e9),
+)
+
+
+def _calls() -> st.SearchStrategy[CallFacts]:
+    def build(principal, error, request, response, **fields):
+        code, message = error or (None, None)
+        return facts(
+            principal=principal,
+            session_created=principal.session_created if principal else None,
+            request=request if isinstance(request, dict) else {"Items": request},
+            response=None
+            if code
+            else response
+            if isinstance(response, dict)
+            else {"Items": response},
+            error_code=code,
+            error_message=message,
+            **fields,
+        )
+
+    return st.builds(
+        build,
+        principal=_principals,
+        error=st.none() | st.tuples(_any_text, st.none() | _any_text),
+        request=_tree(2),
+        response=_tree(2),
+        access_key_id=st.none() | _any_text,
+        source_ip=st.none() | _any_text,
+        user_agent=st.none() | _any_text,
+        event_name=_any_text,
+        region=_any_text,
+        read_only=st.booleans(),
+        tls=st.none() | st.builds(TlsDetails, _any_text, _any_text, st.none() | _any_text),
+        event_time=st.floats(0, 4e9),
+    )
+
+
+@settings(max_examples=400, deadline=None)
+@given(call=_calls(), event_id=st.text(min_size=1, max_size=20))  # the hot path names one
+def test_the_record_text_is_exactly_json_dumps_of_the_record(call, event_id):
+    expected = json.dumps(cloudtrail_record(call, event_id=event_id), separators=(",", ":"))
+    assert cloudtrail_text(call, event_id=event_id) == expected
+
+
+def test_a_secret_repeated_outside_its_member_is_scrubbed_from_the_record_text():
+    value = "ZQXCANARY-repeated-value"
+    call = facts(
+        event_name="CreateSecret",
+        request={"Name": f"db-{value}", "SecretString": value},
+        user_agent=f"agent {value}",
+    )
+    text = cloudtrail_text(call, event_id="e-1")
+    assert value not in text
+    assert text == json.dumps(cloudtrail_record(call, event_id="e-1"), separators=(",", ":"))

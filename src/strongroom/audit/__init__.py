@@ -17,6 +17,7 @@ from strongroom.audit.records import (
     CallFacts,
     TlsDetails,
     cloudtrail_record,
+    cloudtrail_text,
     service_event,
     user_identity,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "CallFacts",
     "TlsDetails",
     "cloudtrail_record",
+    "cloudtrail_text",
     "is_withheld",
     "record_service_event",
     "redact",

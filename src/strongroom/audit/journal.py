@@ -44,11 +44,11 @@ import threading
 import time
 import zlib
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
+from strongroom.audit.syncer import Syncer
 from strongroom.audit.trail import AuditUnavailable, Gathering, answer_waiting
 from strongroom.storage.base import AuditEventRow, Store
 
@@ -59,6 +59,10 @@ _FRAME: Final = struct.Struct(">II")  # payload length, CRC-32 of the payload
 _META: Final = "audit-journal:"
 _ADOPT_EVERY: Final = 20  # ingest rounds between looks for what dead processes left
 _MAX_RETRY_WAIT: Final = 5.0  # seconds
+
+
+# The records waiting for one write: each with its frame and the future its call awaits.
+_Batch = list[tuple[AuditEventRow, bytes, "asyncio.Future[None]"]]
 
 
 def encode(row: AuditEventRow) -> bytes:
@@ -147,9 +151,12 @@ class Journal:
         self._segments: list[_Segment] = [self._new_segment()]
         self._segments_lock = threading.Lock()  # the list: the writer rolls, ingest retires
         self._ingest_lock = threading.Lock()
-        self._waiting: list[tuple[AuditEventRow, bytes, asyncio.Future[None]]] = []
+        self._waiting: _Batch = []
         self._writing = False
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="audit-journal")
+        self._in_flight: (
+            tuple[asyncio.AbstractEventLoop, _Segment, list[AuditEventRow], _Batch] | None
+        ) = None
+        self._syncer = Syncer(self._synced)
         self._closed = False
         self._rounds = 0
         self.batches = 0  # for tests and benchmarks: how many fdatasyncs so far
@@ -170,65 +177,63 @@ class Journal:
         await future
 
     def _dispatch(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Hand what waits to the writer thread. While it writes, the loop goes on serving
-        and the next batch gathers (writing on the loop itself measured about 10% slower:
-        the loop stood still for every fdatasync)."""
+        """Write what waits (on the loop: ``pwrite`` only reaches the page cache) and ask the
+        syncer to make it durable; the next batch gathers meanwhile (``syncer.py``: why a
+        process and not a thread)."""
         self.gathering.leaving()
         batch, self._waiting = self._waiting, []
         if self._closed:
             self._done(batch, AuditUnavailable("the server is stopping"))
             return
-        self._writing = True
-        rows = [row for row, _, _ in batch]
-        data = b"".join(frame for _, frame, _ in batch)
-
-        def write() -> None:
-            error = self._append(rows, data)
-            try:
-                loop.call_soon_threadsafe(self._written, loop, batch, error)
-            except RuntimeError:  # the loop closed: nobody waits any more
-                self._writing = False
-
-        self._executor.submit(write)
-
-    def _written(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        batch: list[tuple[AuditEventRow, bytes, asyncio.Future[None]]],
-        error: BaseException | None,
-    ) -> None:
-        self._writing = False
-        self._done(batch, error)
-        if self._waiting:
-            self.gathering(loop, len(self._waiting), lambda: self._dispatch(loop))
-
-    @staticmethod
-    def _done(
-        batch: list[tuple[AuditEventRow, bytes, asyncio.Future[None]]],
-        error: BaseException | None,
-    ) -> None:
-        answer_waiting((future for _, _, future in batch), error)
-
-    def _append(self, rows: list[AuditEventRow], data: bytes) -> BaseException | None:
         segment = self._segments[-1]
+        data = b"".join(frame for _, frame, _ in batch)
+        end = segment.durable + len(data)
         try:
             written = 0
             while written < len(data):  # pwrite may write less (a full disk, a signal)
                 written += os.pwrite(segment.fd, data[written:], segment.durable + written)
-            os.fdatasync(segment.fd)
+            self._syncer.request(loop, segment.path, end)
         except OSError as exc:
-            logger.exception("the audit journal could not be written")
-            # Whatever reached the file past the durable end is no acknowledged record:
-            # the next batch overwrites it, and ingest never reads past the durable end.
-            with contextlib.suppress(OSError):
-                os.ftruncate(segment.fd, segment.durable)
-            return exc
-        segment.durable += len(data)
-        segment.unmoved.append((rows, segment.durable))
-        self.batches += 1
-        if segment.durable >= self.segment_bytes:
-            self._roll()
-        return None
+            self._failed(segment, exc)
+            self._done(batch, exc)
+            return
+        self._writing = True
+        self._in_flight = (loop, segment, [row for row, _, _ in batch], batch)
+
+    def _synced(self, end: int, error: OSError | None) -> None:
+        """The syncer's answer (on the loop): the batch in flight is durable, or failed."""
+        if self._in_flight is None:
+            return
+        loop, segment, rows, batch = self._in_flight
+        self._in_flight = None
+        self._writing = False
+        if error is None and end == segment.durable + sum(len(f) for _, f, _ in batch):
+            segment.durable = end
+            segment.unmoved.append((rows, end))
+            self.batches += 1
+            if end >= self.segment_bytes:
+                self._roll()
+        else:
+            error = error or OSError("the audit journal's syncer answered out of turn")
+            self._failed(segment, error)
+        self._done(batch, error)
+        if self._waiting and not self._closed:
+            self.gathering(loop, len(self._waiting), lambda: self._dispatch(loop))
+
+    @staticmethod
+    def _failed(segment: _Segment, error: OSError) -> None:
+        logger.error("the audit journal could not be written: %s", error)
+        # Whatever reached the file past the durable end is no acknowledged record: the next
+        # batch overwrites it, and ingest never reads past the durable end.
+        with contextlib.suppress(OSError):
+            os.ftruncate(segment.fd, segment.durable)
+
+    @staticmethod
+    def _done(
+        batch: _Batch,
+        error: BaseException | None,
+    ) -> None:
+        answer_waiting((future for _, _, future in batch), error)
 
     def _roll(self) -> None:
         try:
@@ -242,8 +247,8 @@ class Journal:
     def _new_segment(self) -> _Segment:
         self._number += 1
         path = self.directory / f"{self.owner}-{self._number:06d}.log"
+        # Its name is made durable by the syncer, before any record in it is acknowledged.
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        _sync_directory(self.directory)  # the new name must survive a crash too
         return _Segment(path, fd)
 
     # -- into the database (the ingest thread, or a reader that wants everything) ---------------
@@ -301,7 +306,9 @@ class Journal:
         and move everything into the database; what cannot be moved now is adopted by the
         next process to start."""
         self._closed = True
-        self._executor.shutdown(wait=True)  # the batch in hand is written first
+        if self._in_flight is not None:
+            self._syncer.wait()  # the batch in hand is made durable (or failed) first
+        self._syncer.close()
         try:
             self.ingest()
             with self._segments_lock:
@@ -411,11 +418,3 @@ def _claim(directory: Path, owner: str) -> int:
     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     temporary.rename(directory / f"{owner}.lock")
     return fd
-
-
-def _sync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

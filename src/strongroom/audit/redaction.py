@@ -195,12 +195,20 @@ def scrub(value: Any, withheld: frozenset[str]) -> Any:
 def scrubbed_json(value: Any, withheld: frozenset[str]) -> tuple[Any, str]:
     """(`scrub(value)`, its compact JSON), walking `value` only when a withheld text is
     in the JSON at all: the JSON is needed anyway, and the walk is the costly part."""
-    text = json.dumps(value, separators=(",", ":"))
-    needles = _needles(withheld)
-    if not any(_as_in_json(needle) in text for needle in needles):
+    text = compact_json(value)
+    if not needs_scrub(text, withheld):
         return value, text
-    value = _replace(value, needles)
-    return value, json.dumps(value, separators=(",", ":"))
+    value = _replace(value, _needles(withheld))
+    return value, compact_json(value)
+
+
+def needs_scrub(text: str, withheld: frozenset[str]) -> bool:
+    """True when the JSON ``text`` holds a withheld text that ``scrub`` would replace."""
+    return any(_as_in_json(needle) in text for needle in _needles(withheld))
+
+
+# json.dumps(value, separators=(",", ":")) without making an encoder for every call.
+compact_json: Final = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def _needles(withheld: frozenset[str]) -> list[str]:

@@ -31,7 +31,7 @@ from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
-from strongroom.audit.records import CallFacts, cloudtrail_json
+from strongroom.audit.records import CallFacts, cloudtrail_text, identity_access_key
 from strongroom.domain.ids import UuidShapedIds
 from strongroom.domain.principal import Principal
 from strongroom.storage.base import AuditEventRow, Store, Transaction, TransientConflict
@@ -136,18 +136,17 @@ class CallAudit:
             session_created=None if self.principal is None else self.principal.session_created,
         )
         event_id = _event_ids()
-        record, text = cloudtrail_json(facts, event_id=event_id)
         return AuditEventRow(
             event_id=event_id,
             event_time=self.event_time,
-            event_source=record["eventSource"],
+            event_source=facts.event_source,
             event_name=self.event_name,
             user_name=user_name(self.principal),
-            access_key_id=record["userIdentity"].get("accessKeyId"),
+            access_key_id=identity_access_key(self.principal, access_key_id),
             resource_name=self._resource(response),
             read_only=self.read_only,
-            record=text,
-            aws_region=record["awsRegion"],
+            record=cloudtrail_text(facts, event_id=event_id),
+            aws_region=facts.region,
         )
 
     def _resource(self, response: Mapping[str, Any] | None) -> str | None:
