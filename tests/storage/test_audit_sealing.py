@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from strongroom.audit.digests import DirectoryFiles, VerifyReport, verify
 from strongroom.audit.redaction import iso_time
 from strongroom.audit.sealing import (
     SIGNING_KEY_META,
+    Exported,
     SealPolicy,
     StoreFiles,
     TrailSealer,
@@ -219,6 +221,40 @@ def test_export_writes_a_copy_that_verifies_on_its_own(
     log = next((tmp_path / "copy" / "logs").iterdir())
     log.write_bytes(log.read_bytes()[:-1])
     assert not verify(DirectoryFiles(tmp_path / "copy"), trail.key.public_key()).ok
+
+
+def test_an_export_that_remembers_looks_only_past_what_it_wrote(
+    sealed: SqlStore, trail: TrailSealer, clock: Clock, tmp_path: Path
+) -> None:
+    copy, since = tmp_path / "copy", Exported()
+    assert export(sealed, copy, since) == 6
+    assert since.written == 3
+    first = min((copy / "logs").iterdir())
+    first.unlink()  # gone from the copy: only an export that looks at everything notices
+    add_events(sealed, 3, clock.now)
+    assert trail.seal() is not None
+    assert export(sealed, copy, since) == 2  # the new log file and its digest
+    assert since.written == 4
+    assert not first.exists()
+    assert export(sealed, copy) == 1  # a fresh look puts it back
+    assert verify(DirectoryFiles(copy), trail.key.public_key()).ok
+
+
+def test_sealers_sharing_a_lock_take_turns(store: SqlStore, tmp_path: Path) -> None:
+    with store.write() as tx:
+        key = signing_key(tx, SEALER)
+    lock = tmp_path / "sealer.lock"
+    first, second = (
+        TrailSealer(store, key, account_id="123456789012", clock=Clock(), exclusive=lock)
+        for _ in range(2)
+    )
+    assert first._holds_turn()
+    assert not second._holds_turn()  # another process of the installation seals
+    stop = threading.Event()
+    stop.set()
+    first.run_forever(stop)  # ends at once, and gives its turn up
+    assert second._holds_turn()
+    assert TrailSealer(store, key, account_id="123456789012", clock=Clock())._holds_turn()
 
 
 def test_retention_prunes_old_files_and_keeps_the_chain_verifiable(

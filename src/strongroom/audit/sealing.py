@@ -22,6 +22,7 @@ Theory of operation
 
 from __future__ import annotations
 
+import fcntl
 import gzip
 import hashlib
 import json
@@ -65,6 +66,7 @@ logger = logging.getLogger("strongroom.audit")
 SIGNING_KEY_META: Final = "audit_signing_key"  # sealed PKCS#8 PEM, hex
 PUBLIC_KEY_META: Final = "audit_public_key"  # PEM
 AUDIT_DIR: Final = "audit"
+SEALER_LOCK: Final = "audit-sealer.lock"  # in the data dir: held by the process that seals
 DAY: Final = 86_400.0
 
 
@@ -154,7 +156,11 @@ class TrailSealer:
         clock: Callable[[], float],
         policy: SealPolicy | None = None,
         mirror: Path | None = None,
+        exclusive: Path | None = None,
     ) -> None:
+        """``exclusive``: a lock file that only one sealer at a time may hold: the processes
+        of one embedded installation take turns rather than all reading the same records
+        to seal them once (one wins; the others' work is thrown away)."""
         self.store = store
         self.key = key
         self.account_id = account_id
@@ -162,6 +168,9 @@ class TrailSealer:
         self.clock = clock
         self.policy = policy or SealPolicy()
         self.mirror = mirror
+        self.exclusive = exclusive
+        self._exclusive_fd: int | None = None
+        self._exported = Exported()
         self._fingerprint = digests.fingerprint(key.public_key())
 
     def seal_due(self) -> int:
@@ -192,18 +201,40 @@ class TrailSealer:
             return None
         if self.mirror is not None:
             try:
-                export(self.store, self.mirror)
+                export(self.store, self.mirror, self._exported)
             except OSError:
                 logger.exception("copying the audit files to %s failed", self.mirror)
         return name
 
-    def run_forever(self, stop: threading.Event, interval: float = 5.0) -> None:
-        while not stop.is_set():
-            try:
-                self.seal_due()
-            except Exception:
-                logger.exception("sealing the audit trail failed; retrying")
-            stop.wait(interval)
+    def run_forever(self, stop: threading.Event, interval: float = 1.0) -> None:
+        # Every second: a busy server's records are sealed a few thousand at a time rather
+        # than in bursts, which showed as the slowest replies.
+        try:
+            while not stop.is_set():
+                try:
+                    if self._holds_turn():
+                        self.seal_due()
+                except Exception:
+                    logger.exception("sealing the audit trail failed; retrying")
+                stop.wait(interval)
+        finally:
+            if self._exclusive_fd is not None:
+                os.close(self._exclusive_fd)  # the next sealer's turn
+                self._exclusive_fd = None
+
+    def _holds_turn(self) -> bool:
+        """True when this sealer may seal: no lock to hold, or it holds the lock (for life:
+        it passes to another process only when this one ends)."""
+        if self.exclusive is None or self._exclusive_fd is not None:
+            return True
+        fd = os.open(self.exclusive, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._exclusive_fd = fd
+        return True
 
     def _due(self) -> bool:
         with self.store.read() as tx:
@@ -298,17 +329,34 @@ class _Overtaken(Exception):
     """Another sealer changed the chain or the records since they were read."""
 
 
-def export(store: Store, directory: Path) -> int:
+@dataclass(slots=True)
+class Exported:
+    """How far a copy made by ``export`` is known to be up to date: the chain positions
+    through which files were written, and through which pruned files were dropped."""
+
+    written: int = 0
+    pruned: int = 0
+
+
+def export(store: Store, directory: Path, since: Exported | None = None) -> int:
     """Write the sealed files to ``directory`` as CloudTrail lays them out, and drop there
     what retention pruned (only that: a file missing from the database for any other reason
-    stays in the copy, as evidence). Returns how many files were written."""
+    stays in the copy, as evidence). Returns how many files were written.
+
+    ``since``: what an earlier call already did (updated here), so that a server that seals
+    every second looks only at the new files rather than at every file ever sealed."""
+    since = since or Exported()
     with store.read() as tx:
-        stored = tx.audit_file_names()
+        stored = [
+            name
+            for kind in ("log", "digest")
+            for name, *_ in tx.audit_file_names(kind, after=since.written)
+        ]
         tip = tx.newest_audit_digest()
     for folder in (LOGS, DIGESTS):
         (directory / folder).mkdir(parents=True, exist_ok=True)
     written = 0
-    for name, *_ in stored:
+    for name in stored:
         path = directory / name
         if path.exists():
             continue
@@ -318,6 +366,17 @@ def export(store: Store, directory: Path) -> int:
             _write_durably(path, row.content)
             written += 1
     pruned = int(digests.gzip_json(tip.content).get("prunedThrough") or 0) if tip else 0
+    if tip is not None:
+        since.written = max(since.written, tip.sequence)
+    if pruned > since.pruned:
+        _drop_pruned(directory, pruned)
+        since.pruned = pruned
+    return written
+
+
+def _drop_pruned(directory: Path, pruned: int) -> None:
+    """Remove from the copy the digests through chain position ``pruned`` and the log
+    files they list."""
     for path in (directory / DIGESTS).glob("*.json.gz"):
         try:
             if digests.digest_sequence(path.name) > pruned:
@@ -328,7 +387,6 @@ def export(store: Store, directory: Path) -> int:
         for entry in listed:
             (directory / str(entry.get("s3Object"))).unlink(missing_ok=True)
         path.unlink()
-    return written
 
 
 def _write_durably(path: Path, data: bytes) -> None:

@@ -118,8 +118,10 @@ class Syncer:
             return
         except OSError as exc:
             data, error = b"", exc
-        if not data:  # the child is gone: fail what it was syncing
+        if not data:  # the child is gone: fail what it was syncing, start another next time
             self._forget_reader(process)
+            process.kill()  # it may not have finished exiting: do not take it for alive
+            self.close()
             self._on_answer(-1, SyncerGone(str(error or "the audit journal's syncer stopped")))
             return
         self._unread += data

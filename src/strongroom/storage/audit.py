@@ -132,11 +132,16 @@ class AuditQueries:
         row = self.db.execute(sa.select(_AF).where(_AF.c.name == name)).first()
         return None if row is None else _file(row)
 
-    def audit_file_names(self, kind: str | None = None) -> list[tuple[str, str, int, float]]:
-        """(name, kind, sequence, end_time) of every stored file, by sequence."""
+    def audit_file_names(
+        self, kind: str | None = None, *, after: int = 0
+    ) -> list[tuple[str, str, int, float]]:
+        """(name, kind, sequence, end_time) of every stored file past chain position
+        ``after``, by sequence."""
         stmt = sa.select(_AF.c.name, _AF.c.kind, _AF.c.sequence, _AF.c.end_time)
         if kind is not None:
             stmt = stmt.where(_AF.c.kind == kind)
+        if after:
+            stmt = stmt.where(_AF.c.sequence > after)
         rows = self.db.execute(stmt.order_by(_AF.c.sequence, _AF.c.kind))
         return [(r.name, r.kind, int(r.sequence), float(r.end_time)) for r in rows]
 

@@ -481,8 +481,11 @@ class Transaction(Protocol):
         """Raises ConstraintViolation when the chain position is taken."""
 
     def audit_file(self, name: str) -> AuditFileRow | None: ...
-    def audit_file_names(self, kind: str | None = None) -> list[tuple[str, str, int, float]]:
-        """(name, kind, sequence, end_time) of the stored files, by sequence."""
+    def audit_file_names(
+        self, kind: str | None = None, *, after: int = 0
+    ) -> list[tuple[str, str, int, float]]:
+        """(name, kind, sequence, end_time) of the stored files past chain position
+        ``after``, by sequence."""
 
     def newest_audit_digest(self) -> AuditFileRow | None: ...
     def delete_audit_files_through(self, kind: str, sequence: int) -> int: ...
