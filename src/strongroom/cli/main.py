@@ -64,11 +64,11 @@ def serve(**flags: Any) -> None:
     if settings.workers > 1:
         # The first start (keys, schema, root key) has happened here. Worker processes open
         # the installation themselves from the exported variables; this process becomes
-        # uvicorn's bare supervisor, so it does not hold a copy of everything in memory.
+        # the supervisor (strongroom/supervisor.py), so it holds no copy of the application.
         installation.close()
         _export(settings)
         sys.stdout.flush()
-        argv = [sys.executable, "-m", "uvicorn", *_uvicorn_flags(settings)]
+        argv = [sys.executable, "-m", "strongroom.supervisor", *_supervisor_flags(settings)]
         os.execv(sys.executable, argv)  # noqa: S606 - our own interpreter, our own arguments
     from strongroom.app import build_app  # noqa: PLC0415 - keeps `strongroom --help` fast
 
@@ -82,16 +82,12 @@ def serve(**flags: Any) -> None:
     )
 
 
-def _uvicorn_flags(settings: Settings) -> list[str]:
+def _supervisor_flags(settings: Settings) -> list[str]:
     return [
-        "strongroom.app:app_from_environment",
-        "--factory",
         f"--workers={settings.workers}",
         f"--host={settings.host}",
         f"--port={settings.port}",
         f"--log-level={settings.log_level}",
-        "--no-access-log",  # requests are logged by strongroom.http, without bodies
-        "--no-server-header",
     ]
 
 
