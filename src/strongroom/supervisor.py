@@ -12,7 +12,8 @@ the sockets by a hash of their addresses. No library does this for uvicorn (guni
 ``reuse_port`` sets the option on the one socket its workers share), hence this module.
 
 The supervisor itself is small: the standard library only (no multiprocessing resource
-tracker, no copy of the application), about 10 MiB where uvicorn's took about 40.
+tracker, no copy of the application), about 14 MiB where uvicorn's took about 40. It also
+makes the workers' audit journals durable (``audit/syncer.py``: one thread per worker).
 
 - Before starting workers it binds the address once without ``SO_REUSEPORT``: anything
   already listening there (another Strongroom included) makes that fail, so a second server
@@ -27,6 +28,7 @@ tracker, no copy of the application), about 10 MiB where uvicorn's took about 40
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
@@ -37,6 +39,9 @@ import threading
 import time
 from types import FrameType
 from typing import Final
+
+from strongroom import sync_child
+from strongroom.sync_child import SYNC_FD_VARIABLE
 
 logger = logging.getLogger("strongroom.supervisor")
 
@@ -96,8 +101,16 @@ class Supervisor:
         return 1 if failed else 0
 
     def _start(self) -> tuple[subprocess.Popen[bytes], float]:
+        # The worker's audit journal is synced here, by a thread of this process, over a
+        # socket pair: the supervisor has nothing else to do (audit/syncer.py).
+        ours, theirs = socket.socketpair()
+        env = os.environ | {SYNC_FD_VARIABLE: str(theirs.fileno())}
         # stdin: a pipe only this process holds open; its end tells the worker to stop.
-        process = subprocess.Popen(self.argv, stdin=subprocess.PIPE)  # noqa: S603 - ours
+        process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            self.argv, stdin=subprocess.PIPE, env=env, pass_fds=(theirs.fileno(),)
+        )
+        theirs.close()
+        threading.Thread(target=_sync_for, args=(ours,), daemon=True).start()
         return process, time.monotonic()
 
     def _replace_dead(self) -> bool:
@@ -134,6 +147,13 @@ class Supervisor:
                 process.kill()
                 process.wait()
             _close_pipe(process)
+
+
+def _sync_for(channel: socket.socket) -> None:
+    """Answer one worker's sync requests until it closes its end (it ended)."""
+    # OSError: the worker went away mid-answer (if it lives on, it starts a syncer of its own).
+    with channel, channel.makefile("rb") as requests, contextlib.suppress(OSError):
+        sync_child.serve(requests, channel.fileno())
 
 
 def _close_pipe(process: subprocess.Popen[bytes]) -> None:

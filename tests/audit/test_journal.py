@@ -168,9 +168,9 @@ def test_a_refused_write_fails_the_records_and_keeps_nothing_of_them(
 
 
 def syncer_pid(journal: Journal) -> int:
-    process = journal._syncer._process  # the child process under test
-    assert process is not None
-    return process.pid
+    pid = journal._syncer.child_pid  # the child process under test
+    assert pid is not None
+    return pid
 
 
 def test_a_syncer_that_dies_fails_the_batch_it_held_and_a_new_one_takes_over(

@@ -527,7 +527,10 @@ def test_a_worker_killed_is_replaced_and_a_killed_supervisor_takes_its_workers_a
         for n in range(6):  # new clients, new connections: either worker answers
             sm = client(running.url, "AKIAREPLACEROOT00001", "workers-secret")
             sm.create_secret(Name=f"after/{n}", SecretString="v")
+            sm.get_secret_value(SecretId=f"after/{n}")  # a read: its record goes to the journal
         workers = _children(running.process.pid)
+        # The supervisor syncs the workers' audit journals: no syncer process of their own.
+        assert [_children(pid) for pid in workers] == [[], []]
         os.kill(running.process.pid, signal.SIGKILL)  # the supervisor, without a word
         running.process.wait()
         _until(lambda: not any(Path(f"/proc/{pid}").exists() for pid in workers), "workers end")

@@ -19,10 +19,14 @@ Protocol (one request in flight at a time, lines of ASCII)
   name survives a crash before any record in it is acknowledged.
 - from the child: ``ok <end>\\n``, or ``err <errno>\\n`` when a system call failed.
 
-The child runs ``sync_child.py`` as a script (``python -I -S``: no site packages, nothing
-of Strongroom imported), so it costs a few MiB and starts in tens of milliseconds. It ignores
-SIGINT (a ^C to the server reaches the whole process group, and the worker still has its
-last batch to sync) and ends when its parent closes the pipe, or dies.
+Under ``strongroom serve --workers N`` the supervisor does the syncing, a thread per
+worker over a socket pair it hands each worker (``STRONGROOM_SYNC_FD``): the supervisor has
+nothing else to do, and a process per worker would cost about 9 MiB each. Otherwise (one
+process, tests), or when the supervisor's channel fails, the worker starts a child of its
+own: ``strongroom/sync_child.py`` run as a script (``python -I -S``: no site packages, nothing of
+Strongroom imported), which starts in tens of milliseconds. The child ignores SIGINT (a ^C
+reaches the whole process group, and the worker still has its last batch to sync) and ends
+when its parent closes the pipe, or dies.
 """
 
 from __future__ import annotations
@@ -33,53 +37,34 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-_CHILD: Final = Path(__file__).with_name("sync_child.py")
+from strongroom import sync_child
+from strongroom.sync_child import SYNC_FD_VARIABLE
+
+_CHILD: Final = Path(sync_child.__file__)
 
 
 class SyncerGone(OSError):
-    """The child process is gone: what it was syncing is not known to be durable."""
+    """The syncer is gone: what it was syncing is not known to be durable."""
 
 
-class Syncer:
-    """The parent's side: ``request`` a sync; ``on_answer(end, error)`` runs on the loop."""
+@dataclass(slots=True)
+class _Channel:
+    requests: int  # file descriptor the requests go to
+    answers: int  # file descriptor the answers come from
+    process: subprocess.Popen[bytes] | None  # None: the supervisor's socket
 
-    def __init__(self, on_answer: Callable[[int, OSError | None], None]) -> None:
-        self._on_answer = on_answer
-        self._process: subprocess.Popen[bytes] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._unread = b""
-
-    def request(self, loop: asyncio.AbstractEventLoop, path: Path, end: int) -> None:
-        """Ask for ``path`` to be durable through ``end``; raises OSError if it cannot be
-        asked (the answer then never comes)."""
-        process = self._started()
-        assert process.stdin is not None  # noqa: S101 - PIPE
-        assert process.stdout is not None  # noqa: S101 - PIPE
-        if loop is not self._loop:  # tests run one loop after another
-            self._loop = loop
-            loop.add_reader(process.stdout.fileno(), self._readable)
-        os.write(process.stdin.fileno(), f"{os.fsdecode(path)}\t{end}\n".encode())
-
-    def wait(self) -> None:
-        """Block until the answer in flight arrives (closing, when the loop runs no more)."""
-        process = self._process
-        if process is None or process.stdout is None:
-            return
-        os.set_blocking(process.stdout.fileno(), True)
-        try:
-            self._readable()
-        finally:
-            with contextlib.suppress(OSError):
-                os.set_blocking(process.stdout.fileno(), False)
+    def alive(self) -> bool:
+        return self.process is None or self.process.poll() is None
 
     def close(self) -> None:
-        process, self._process = self._process, None
-        if process is None:
+        if self.process is None:
+            os.close(self.requests)  # one socket both ways
             return
-        self._forget_reader(process)
+        process = self.process
         if process.stdin is not None:
             with contextlib.suppress(OSError):
                 process.stdin.close()  # the child's cue to end
@@ -91,36 +76,85 @@ class Syncer:
         if process.stdout is not None:
             process.stdout.close()
 
-    def _started(self) -> subprocess.Popen[bytes]:
-        if self._process is not None and self._process.poll() is None:
-            return self._process
-        if self._process is not None:
-            self.close()  # it died: reap it and start another
-        self._process = subprocess.Popen(  # noqa: S603 - our own script, by absolute path
-            [sys.executable, "-I", "-S", str(_CHILD)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            close_fds=True,
-        )
-        assert self._process.stdout is not None  # noqa: S101 - PIPE
-        os.set_blocking(self._process.stdout.fileno(), False)
-        self._loop, self._unread = None, b""
-        return self._process
+
+class Syncer:
+    """The worker's side: ``request`` a sync; ``on_answer(end, error)`` runs on the loop."""
+
+    def __init__(self, on_answer: Callable[[int, OSError | None], None]) -> None:
+        self._on_answer = on_answer
+        self._channel: _Channel | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._unread = b""
+
+    def request(self, loop: asyncio.AbstractEventLoop, path: Path, end: int) -> None:
+        """Ask for ``path`` to be durable through ``end``; raises OSError if it cannot be
+        asked (the answer then never comes)."""
+        channel = self._started()
+        if loop is not self._loop:  # tests run one loop after another
+            self._loop = loop
+            loop.add_reader(channel.answers, self._readable)
+        os.write(channel.requests, f"{os.fsdecode(path)}\t{end}\n".encode())
+
+    def wait(self) -> None:
+        """Block until the answer in flight arrives (closing, when the loop runs no more)."""
+        channel = self._channel
+        if channel is None:
+            return
+        os.set_blocking(channel.answers, True)
+        try:
+            self._readable()
+        finally:
+            with contextlib.suppress(OSError):
+                os.set_blocking(channel.answers, False)
+
+    def close(self) -> None:
+        channel, self._channel = self._channel, None
+        if channel is not None:
+            self._forget_reader(channel)
+            channel.close()
+
+    @property
+    def child_pid(self) -> int | None:
+        """The pid of the syncer's own child process, if it has one (tests)."""
+        channel = self._channel
+        return None if channel is None or channel.process is None else channel.process.pid
+
+    def _started(self) -> _Channel:
+        if self._channel is not None and self._channel.alive():
+            return self._channel
+        self.close()  # it died: reap it and start another
+        inherited = os.environ.pop(SYNC_FD_VARIABLE, None)  # offered once: not after a failure
+        if inherited is not None:
+            fd = int(inherited)
+            channel = _Channel(fd, fd, None)
+        else:
+            process = subprocess.Popen(  # noqa: S603 - our own script, by absolute path
+                [sys.executable, "-I", "-S", str(_CHILD)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                close_fds=True,
+            )
+            assert process.stdin is not None  # noqa: S101 - PIPE
+            assert process.stdout is not None  # noqa: S101 - PIPE
+            channel = _Channel(process.stdin.fileno(), process.stdout.fileno(), process)
+        os.set_blocking(channel.answers, False)
+        self._channel, self._loop, self._unread = channel, None, b""
+        return channel
 
     def _readable(self) -> None:
-        process = self._process
-        if process is None or process.stdout is None:
+        channel = self._channel
+        if channel is None:
             return
         error: OSError | None = None
         try:
-            data = os.read(process.stdout.fileno(), 4096)
+            data = os.read(channel.answers, 4096)
         except BlockingIOError:
             return
         except OSError as exc:
             data, error = b"", exc
-        if not data:  # the child is gone: fail what it was syncing, start another next time
-            self._forget_reader(process)
-            process.kill()  # it may not have finished exiting: do not take it for alive
+        if not data:  # the syncer is gone: fail what it was syncing, start another next time
+            if channel.process is not None:
+                channel.process.kill()  # it may not have finished exiting: not alive
             self.close()
             self._on_answer(-1, SyncerGone(str(error or "the audit journal's syncer stopped")))
             return
@@ -134,8 +168,8 @@ class Syncer:
                 number = int(value)
                 self._on_answer(-1, OSError(number, os.strerror(number)))
 
-    def _forget_reader(self, process: subprocess.Popen[bytes]) -> None:
-        if self._loop is not None and process.stdout is not None:
+    def _forget_reader(self, channel: _Channel) -> None:
+        if self._loop is not None:
             with contextlib.suppress(Exception):  # the loop may be closed already
-                self._loop.remove_reader(process.stdout.fileno())
+                self._loop.remove_reader(channel.answers)
         self._loop = None

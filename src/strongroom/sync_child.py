@@ -1,16 +1,19 @@
-"""The audit journal's syncer process (see ``syncer.py``): run as a script, imports only
-what the standard library starts with."""
+"""The audit journal's syncer (see ``audit/syncer.py``): run as a script by a worker, or in
+a thread of the supervisor. Outside the ``audit`` package and on the standard library only,
+so that neither the script nor the supervisor loads anything else."""
 
 import os
 import signal
 import sys
+from typing import BinaryIO, Final
+
+SYNC_FD_VARIABLE: Final = "STRONGROOM_SYNC_FD"  # set by the supervisor for its workers
 
 
-def serve() -> None:
-    """The child: answer sync requests from stdin until it closes."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+def serve(requests: BinaryIO, answers: int) -> None:
+    """Answer the sync requests read from ``requests`` on ``answers`` until it ends."""
     current: tuple[bytes, int] | None = None
-    for line in sys.stdin.buffer:
+    for line in requests:
         path, _, end = line.rstrip(b"\n").rpartition(b"\t")
         try:
             if current is None or current[0] != path:
@@ -28,8 +31,11 @@ def serve() -> None:
             answer = b"ok " + end
         except OSError as exc:
             answer = b"err %d" % (exc.errno or 5)  # EIO when the error names none
-        os.write(1, answer + b"\n")
+        os.write(answers, answer + b"\n")
+    if current is not None:
+        os.close(current[1])
 
 
 if __name__ == "__main__":
-    serve()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    serve(sys.stdin.buffer, 1)
