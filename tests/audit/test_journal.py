@@ -201,6 +201,25 @@ def test_a_syncer_that_dies_fails_the_batch_it_held_and_a_new_one_takes_over(
     assert [r.event_id for r in stored(store)] == [kept.event_id] + [r.event_id for r in lost[1:]]
 
 
+def test_records_still_gathering_when_the_journal_closes_fail_closed(
+    store: SqlStore, tmp_path: Path
+) -> None:
+    journal = Journal(store, tmp_path / "journal", gathering=Gathering(30.0))
+    journal.gathering.calls_in_flight = 5  # more calls under way: the two records wait
+
+    async def closed_meanwhile() -> list[BaseException | None]:
+        commits = asyncio.gather(
+            journal.commit(row()), journal.commit(row()), return_exceptions=True
+        )
+        await asyncio.sleep(0)  # both wait in the gathering batch
+        journal.close()  # a stopping server
+        return await asyncio.wait_for(commits, timeout=10)
+
+    outcomes = asyncio.run(closed_meanwhile())
+    assert all(isinstance(outcome, AuditUnavailable) for outcome in outcomes), outcomes
+    assert stored(store) == []
+
+
 def test_the_syncer_ends_with_its_journal(store: SqlStore, tmp_path: Path) -> None:
     journal = Journal(store, tmp_path / "journal")
     commit_all(journal, [row()])

@@ -217,7 +217,7 @@ class Journal:
             error = error or OSError("the audit journal's syncer answered out of turn")
             self._failed(segment, error)
         self._done(batch, error)
-        if self._waiting and not self._closed:
+        if self._waiting:
             self.gathering(loop, len(self._waiting), lambda: self._dispatch(loop))
 
     @staticmethod
@@ -309,6 +309,9 @@ class Journal:
         if self._in_flight is not None:
             self._syncer.wait()  # the batch in hand is made durable (or failed) first
         self._syncer.close()
+        waiting, self._waiting = self._waiting, []
+        with contextlib.suppress(RuntimeError):  # their loop has closed: nobody waits
+            self._done(waiting, AuditUnavailable("the server is stopping"))
         try:
             self.ingest()
             with self._segments_lock:
