@@ -79,6 +79,13 @@ def ensure_free(host: str, port: int) -> None:
         probe.bind(sockaddr)
 
 
+def free_port(host: str) -> int:
+    family, sockaddr = address(host, 0)
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.bind(sockaddr)
+        return int(probe.getsockname()[1])
+
+
 class Supervisor:
     def __init__(self, workers: int, argv: list[str]) -> None:
         self.argv = argv  # how to start one worker
@@ -202,6 +209,10 @@ def main(argv: list[str] | None = None) -> int:
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     try:
+        if args.port == 0:  # one port the kernel picks, for every worker (and their URLs)
+            args.port = free_port(args.host)
+            os.environ["STRONGROOM_PORT"] = str(args.port)
+            logger.info("listening on port %d", args.port)
         ensure_free(args.host, args.port)
     except OSError as exc:
         logger.error("cannot listen on %s port %d: %s", args.host, args.port, exc.strerror)  # noqa: TRY400 - no traceback for a taken port

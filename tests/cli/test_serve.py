@@ -552,3 +552,32 @@ def test_a_port_taken_by_another_program_is_refused(tmp_path):
     assert result.returncode == 1
     assert "cannot listen on 127.0.0.1 port" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_port_0_gives_every_worker_the_one_port_the_kernel_picked(tmp_path):
+    env = clean_env(
+        STRONGROOM_ROOT_ACCESS_KEY_ID="AKIAPORTZEROROOT0001",
+        STRONGROOM_ROOT_SECRET_ACCESS_KEY="port-zero-secret",
+    )
+    args = ["serve", "--workers", "2", "--port", "0", "--data-dir", str(tmp_path / "d")]
+    err = tmp_path / "err"
+    with err.open("wb") as stderr:
+        process = subprocess.Popen(  # noqa: S603 - our own CLI
+            [STRONGROOM, *args],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            start_new_session=True,
+        )
+    running = Running(process, "", tmp_path / "out", err)
+    try:
+        deadline = time.monotonic() + 30
+        while not (found := re.findall(r"listening on port (\d+)", err.read_text())):
+            assert time.monotonic() < deadline, err.read_text()
+            time.sleep(0.05)
+        port = int(found[0])
+        _until(lambda: len(_tcp_sockets(port, "0A")) == 2, "both workers on the port")
+        sm = client(f"http://127.0.0.1:{port}", "AKIAPORTZEROROOT0001", "port-zero-secret")
+        sm.create_secret(Name="zero", SecretString="v")
+    finally:
+        running.stop()
