@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from strongroom.audit.journal import JOURNAL_DIR, Journal
-from strongroom.audit.sealing import AUDIT_DIR, SEALER_LOCK, SealPolicy, TrailSealer
+from strongroom.audit.sealing import AUDIT_DIR, SealPolicy, TrailSealer
 from strongroom.audit.trail import CallAudit, CallStore, GroupCommitter, RecordCommitter
 from strongroom.auth import sigv4
 from strongroom.auth.keys import AccessKey, AccessKeys
@@ -335,9 +335,6 @@ def build_app(
             max_seconds=settings.audit_seal_seconds, retention_days=settings.audit_retention_days
         ),
         mirror=settings.data_dir / AUDIT_DIR,
-        # Embedded: the worker processes take turns. Nodes on a server database race, and
-        # the chain position lets only one of them extend the chain.
-        exclusive=settings.data_dir / SEALER_LOCK if installation.store.reads_never_wait else None,
     )
 
     def start() -> None:

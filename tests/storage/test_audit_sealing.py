@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from strongroom.audit.digests import DirectoryFiles, VerifyReport, verify
 from strongroom.audit.redaction import iso_time
 from strongroom.audit.sealing import (
+    LEASE_SECONDS,
     SIGNING_KEY_META,
     Exported,
     SealPolicy,
@@ -240,21 +241,32 @@ def test_an_export_that_remembers_looks_only_past_what_it_wrote(
     assert verify(DirectoryFiles(copy), trail.key.public_key()).ok
 
 
-def test_sealers_sharing_a_lock_take_turns(store: SqlStore, tmp_path: Path) -> None:
+def test_sealers_take_turns_through_a_lease_in_the_database(
+    store: SqlStore, clock: Clock, tmp_path: Path
+) -> None:
     with store.write() as tx:
         key = signing_key(tx, SEALER)
-    lock = tmp_path / "sealer.lock"
-    first, second = (
-        TrailSealer(store, key, account_id="123456789012", clock=Clock(), exclusive=lock)
-        for _ in range(2)
+    first, second, third = (
+        TrailSealer(
+            store, key, account_id="123456789012", clock=clock, policy=SealPolicy(max_records=3)
+        )
+        for _ in range(3)
     )
-    assert first._holds_turn()
-    assert not second._holds_turn()  # another process of the installation seals
+    assert first.holds_lease()
+    assert first.holds_lease()  # renewed
+    assert not second.holds_lease()  # another process (or node) seals
+    add_events(store, 3, clock.now)  # max_records: due
+    assert first.seal_due() == 1
+    second.mirror = tmp_path / "other-node"
+    second.copy_out()  # what a process without the lease does each round: its node's copy
+    assert len(list((tmp_path / "other-node" / "logs").iterdir())) == 1
+    clock.now += LEASE_SECONDS + 1  # the holder stopped renewing: it died
+    assert second.holds_lease()
+    assert not first.holds_lease()
     stop = threading.Event()
     stop.set()
-    first.run_forever(stop)  # ends at once, and gives its turn up
-    assert second._holds_turn()
-    assert TrailSealer(store, key, account_id="123456789012", clock=Clock())._holds_turn()
+    second.run_forever(stop)  # ends at once, and gives the lease up
+    assert third.holds_lease()  # at once, without waiting for it to expire
 
 
 def test_retention_prunes_old_files_and_keeps_the_chain_verifiable(

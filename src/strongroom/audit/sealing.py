@@ -22,13 +22,13 @@ Theory of operation
 
 from __future__ import annotations
 
-import fcntl
 import gzip
 import hashlib
 import json
 import logging
 import os
 import secrets
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -66,7 +66,8 @@ logger = logging.getLogger("strongroom.audit")
 SIGNING_KEY_META: Final = "audit_signing_key"  # sealed PKCS#8 PEM, hex
 PUBLIC_KEY_META: Final = "audit_public_key"  # PEM
 AUDIT_DIR: Final = "audit"
-SEALER_LOCK: Final = "audit-sealer.lock"  # in the data dir: held by the process that seals
+SEALER_LEASE_META: Final = "audit_sealer_lease"  # "<owner> <until>": who seals now
+LEASE_SECONDS: Final = 15.0
 DAY: Final = 86_400.0
 
 
@@ -156,11 +157,7 @@ class TrailSealer:
         clock: Callable[[], float],
         policy: SealPolicy | None = None,
         mirror: Path | None = None,
-        exclusive: Path | None = None,
     ) -> None:
-        """``exclusive``: a lock file that only one sealer at a time may hold: the processes
-        of one embedded installation take turns rather than all reading the same records
-        to seal them once (one wins; the others' work is thrown away)."""
         self.store = store
         self.key = key
         self.account_id = account_id
@@ -168,8 +165,7 @@ class TrailSealer:
         self.clock = clock
         self.policy = policy or SealPolicy()
         self.mirror = mirror
-        self.exclusive = exclusive
-        self._exclusive_fd: int | None = None
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self._exported = Exported()
         self._fingerprint = digests.fingerprint(key.public_key())
 
@@ -199,12 +195,17 @@ class TrailSealer:
         except (ConstraintViolation, _Overtaken):
             logger.info("another node sealed the same audit records first; sealing again later")
             return None
-        if self.mirror is not None:
-            try:
-                export(self.store, self.mirror, self._exported)
-            except OSError:
-                logger.exception("copying the audit files to %s failed", self.mirror)
+        self.copy_out()
         return name
+
+    def copy_out(self) -> None:
+        """Bring the copy in ``mirror`` up to date (every node keeps one in its data dir)."""
+        if self.mirror is None:
+            return
+        try:
+            export(self.store, self.mirror, self._exported)
+        except OSError:
+            logger.exception("copying the audit files to %s failed", self.mirror)
 
     def run_forever(self, stop: threading.Event, interval: float = 1.0) -> None:
         # Every second: a busy server's records are sealed a few thousand at a time rather
@@ -212,29 +213,46 @@ class TrailSealer:
         try:
             while not stop.is_set():
                 try:
-                    if self._holds_turn():
+                    if self.holds_lease():
                         self.seal_due()
+                    else:
+                        self.copy_out()  # another process seals: keep this node's copy
                 except Exception:
                     logger.exception("sealing the audit trail failed; retrying")
                 stop.wait(interval)
         finally:
-            if self._exclusive_fd is not None:
-                os.close(self._exclusive_fd)  # the next sealer's turn
-                self._exclusive_fd = None
+            self._give_up_lease()
 
-    def _holds_turn(self) -> bool:
-        """True when this sealer may seal: no lock to hold, or it holds the lock (for life:
-        it passes to another process only when this one ends)."""
-        if self.exclusive is None or self._exclusive_fd is not None:
-            return True
-        fd = os.open(self.exclusive, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return False
-        self._exclusive_fd = fd
+    def holds_lease(self) -> bool:
+        """Take or renew the installation's sealing lease; False while another process holds
+        it. The server processes and nodes take turns through it rather than all reading
+        the same records to seal them once (one would win, the others' work be thrown
+        away). A holder that dies loses it after ``LEASE_SECONDS``. Two that take it at the
+        same moment are still safe: the chain position lets only one seal."""
+        now = self.clock()
+        with self.store.read() as tx:
+            if self._leased_to_another(tx.get_meta(SEALER_LEASE_META), now):
+                return False
+        with self.store.write() as tx:
+            if self._leased_to_another(tx.get_meta(SEALER_LEASE_META), now):
+                return False
+            tx.set_meta(SEALER_LEASE_META, f"{self.owner} {now + LEASE_SECONDS}")
         return True
+
+    def _leased_to_another(self, lease: str | None, now: float) -> bool:
+        if lease is None:
+            return False
+        owner, _, until = lease.rpartition(" ")
+        return owner != self.owner and float(until) > now
+
+    def _give_up_lease(self) -> None:
+        try:
+            with self.store.write() as tx:
+                lease = tx.get_meta(SEALER_LEASE_META)
+                if lease is not None and lease.rpartition(" ")[0] == self.owner:
+                    tx.delete_meta(SEALER_LEASE_META)  # the next process need not wait it out
+        except Exception:
+            logger.exception("giving up the audit sealing lease failed; it expires by itself")
 
     def _due(self) -> bool:
         with self.store.read() as tx:
