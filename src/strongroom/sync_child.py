@@ -14,7 +14,8 @@ def serve(requests: BinaryIO, answers: int) -> None:
     """Answer the sync requests read from ``requests`` on ``answers`` until it ends."""
     current: tuple[bytes, int] | None = None
     for line in requests:
-        path, _, end = line.rstrip(b"\n").rpartition(b"\t")
+        hex_path, _, end = line.rstrip(b"\n").partition(b" ")
+        path = bytes.fromhex(hex_path.decode())
         try:
             if current is None or current[0] != path:
                 if current is not None:

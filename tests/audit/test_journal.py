@@ -220,6 +220,14 @@ def test_records_still_gathering_when_the_journal_closes_fail_closed(
     assert stored(store) == []
 
 
+def test_a_journal_in_a_directory_with_any_name_is_synced(store: SqlStore, tmp_path: Path) -> None:
+    journal = Journal(store, tmp_path / "data\nwith a newline,\ta tab and ünïcode")
+    commit_all(journal, [row(), row()])
+    assert journal.batches >= 1
+    journal.close()
+    assert len(stored(store)) == 2
+
+
 def test_the_syncer_ends_with_its_journal(store: SqlStore, tmp_path: Path) -> None:
     journal = Journal(store, tmp_path / "journal")
     commit_all(journal, [row()])

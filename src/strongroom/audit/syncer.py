@@ -14,7 +14,7 @@ has the figures.
 
 Protocol (one request in flight at a time, lines of ASCII)
 ----------------------------------------------------------
-- to the child: ``<segment path>\\t<end>\\n``: make the segment durable through byte
+- to the child: ``<segment path, hex> <end>\\n``: make the segment durable through byte
   ``end``. The first request for a path also syncs its directory, so that a new segment's
   name survives a crash before any record in it is acknowledged.
 - from the child: ``ok <end>\\n``, or ``err <errno>\\n`` when a system call failed.
@@ -93,7 +93,8 @@ class Syncer:
         if loop is not self._loop:  # tests run one loop after another
             self._loop = loop
             loop.add_reader(channel.answers, self._readable)
-        os.write(channel.requests, f"{os.fsdecode(path)}\t{end}\n".encode())
+        # The path in hex: any bytes a file name may hold (a newline too) cross intact.
+        os.write(channel.requests, b"%s %d\n" % (os.fsencode(path).hex().encode(), end))
 
     def wait(self) -> None:
         """Block until the answer in flight arrives (closing, when the loop runs no more)."""
