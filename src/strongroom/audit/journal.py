@@ -193,7 +193,7 @@ class Journal:
             while written < len(data):  # pwrite may write less (a full disk, a signal)
                 written += os.pwrite(segment.fd, data[written:], segment.durable + written)
             self._syncer.request(loop, segment.path, end)
-        except OSError as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever it is, the batch fails closed rather than hang
             self._failed(segment, exc)
             self._done(batch, exc)
             return
@@ -221,7 +221,7 @@ class Journal:
             self.gathering(loop, len(self._waiting), lambda: self._dispatch(loop))
 
     @staticmethod
-    def _failed(segment: _Segment, error: OSError) -> None:
+    def _failed(segment: _Segment, error: Exception) -> None:
         logger.error("the audit journal could not be written: %s", error)
         # Whatever reached the file past the durable end is no acknowledged record: the next
         # batch overwrites it, and ingest never reads past the durable end.

@@ -124,10 +124,9 @@ class Syncer:
         if self._channel is not None and self._channel.alive():
             return self._channel
         self.close()  # it died: reap it and start another
-        inherited = os.environ.pop(SYNC_FD_VARIABLE, None)  # offered once: not after a failure
-        if inherited is not None:
-            fd = int(inherited)
-            channel = _Channel(fd, fd, None)
+        inherited = os.environ.pop(SYNC_FD_VARIABLE, "")  # offered once: not after a failure
+        if inherited.isdigit():
+            channel = _Channel(int(inherited), int(inherited), None)
         else:
             process = subprocess.Popen(  # noqa: S603 - our own script, by absolute path
                 [sys.executable, "-I", "-S", str(_CHILD)],
