@@ -5,10 +5,10 @@ Why not straight into the database
 On SQLite every commit takes the installation's one write lock and an fsync. With every
 read's record committed there, the readers of all worker processes queued for the lock the
 writes need. A file of the process's own needs no lock shared with anyone: a batch of
-records costs one write and one ``fdatasync``, done by a thread while the event loop goes on
-gathering the next batch. A reply still leaves only once its record is on disk. (The
-trail's CPU cost per read stayed about the same: most of it is building, moving in and
-sealing each record; docs/audit.md has the figures.)
+records costs one write and one ``fdatasync``, done outside the interpreter (``syncer.py``)
+while the event loop goes on gathering the next batch. A reply still leaves only once its
+record is on disk. (The trail's CPU cost per read stayed about the same: most of it is
+building, moving in and sealing each record; docs/audit.md has the figures.)
 
 From the journal into the trail
 -------------------------------
@@ -152,10 +152,8 @@ class Journal:
         self._segments_lock = threading.Lock()  # the list: the writer rolls, ingest retires
         self._ingest_lock = threading.Lock()
         self._waiting: _Batch = []
-        self._writing = False
-        self._in_flight: (
-            tuple[asyncio.AbstractEventLoop, _Segment, list[AuditEventRow], _Batch] | None
-        ) = None
+        # The batch being synced, with its loop, segment and end: one at a time.
+        self._in_flight: tuple[asyncio.AbstractEventLoop, _Segment, int, _Batch] | None = None
         self._syncer = Syncer(self._synced)
         self._closed = False
         self._rounds = 0
@@ -172,7 +170,7 @@ class Journal:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         self._waiting.append((row, encode(row), future))
-        if not self._writing:
+        if self._in_flight is None:
             self.gathering(loop, len(self._waiting), lambda: self._dispatch(loop))
         await future
 
@@ -193,23 +191,21 @@ class Journal:
             while written < len(data):  # pwrite may write less (a full disk, a signal)
                 written += os.pwrite(segment.fd, data[written:], segment.durable + written)
             self._syncer.request(loop, segment.path, end)
-        except Exception as exc:  # noqa: BLE001 - whatever it is, the batch fails closed rather than hang
+        except Exception as exc:  # noqa: BLE001 - whatever it is, fail closed, never hang
             self._failed(segment, exc)
             self._done(batch, exc)
             return
-        self._writing = True
-        self._in_flight = (loop, segment, [row for row, _, _ in batch], batch)
+        self._in_flight = (loop, segment, end, batch)
 
     def _synced(self, end: int, error: OSError | None) -> None:
         """The syncer's answer (on the loop): the batch in flight is durable, or failed."""
         if self._in_flight is None:
             return
-        loop, segment, rows, batch = self._in_flight
+        loop, segment, asked, batch = self._in_flight
         self._in_flight = None
-        self._writing = False
-        if error is None and end == segment.durable + sum(len(f) for _, f, _ in batch):
+        if error is None and end == asked:
             segment.durable = end
-            segment.unmoved.append((rows, end))
+            segment.unmoved.append(([row for row, _, _ in batch], end))
             self.batches += 1
             if end >= self.segment_bytes:
                 self._roll()
