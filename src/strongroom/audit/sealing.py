@@ -231,25 +231,22 @@ class TrailSealer:
         same moment are still safe: the chain position lets only one seal."""
         now = self.clock()
         with self.store.read() as tx:
-            if self._leased_to_another(tx.get_meta(SEALER_LEASE_META), now):
-                return False
+            owner, until = _lease(tx.get_meta(SEALER_LEASE_META))
+        if owner == self.owner and until - now > LEASE_SECONDS / 2:
+            return True  # renewed lately: no write (an idle server would sync every second)
+        if owner not in ("", self.owner) and until > now:
+            return False
         with self.store.write() as tx:
-            if self._leased_to_another(tx.get_meta(SEALER_LEASE_META), now):
+            owner, until = _lease(tx.get_meta(SEALER_LEASE_META))
+            if owner not in ("", self.owner) and until > now:
                 return False
             tx.set_meta(SEALER_LEASE_META, f"{self.owner} {now + LEASE_SECONDS}")
         return True
 
-    def _leased_to_another(self, lease: str | None, now: float) -> bool:
-        if lease is None:
-            return False
-        owner, _, until = lease.rpartition(" ")
-        return owner != self.owner and float(until) > now
-
     def _give_up_lease(self) -> None:
         try:
             with self.store.write() as tx:
-                lease = tx.get_meta(SEALER_LEASE_META)
-                if lease is not None and lease.rpartition(" ")[0] == self.owner:
+                if _lease(tx.get_meta(SEALER_LEASE_META))[0] == self.owner:
                     tx.delete_meta(SEALER_LEASE_META)  # the next process need not wait it out
         except Exception:
             logger.exception("giving up the audit sealing lease failed; it expires by itself")
@@ -341,6 +338,14 @@ class TrailSealer:
         tx.delete_audit_files_through("digest", through)
         logger.info("audit retention: pruned digests and log files through %d", through)
         return through
+
+
+def _lease(text: str | None) -> tuple[str, float]:
+    """(holder, until) of the stored sealing lease; ("", 0.0) when there is none."""
+    if text is None:
+        return "", 0.0
+    owner, _, until = text.rpartition(" ")
+    return owner, float(until)
 
 
 class _Overtaken(Exception):
