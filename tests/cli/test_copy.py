@@ -305,13 +305,21 @@ def test_a_copy_of_a_copy_serves_everything_the_source_served(
         _stop(server, uv)
 
 
-def test_postgres_sequences_continue_past_the_copied_keys(source: Source) -> None:
+def test_postgres_sequences_continue_past_the_copied_keys_and_tables_are_analyzed(
+    source: Source,
+) -> None:
     with fresh_postgres_database() as url:
         result = copy(source.data_dir, url)
         assert result.exit_code == 0, result.output
         engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
         try:
             with engine.begin() as conn:
+                # The planner has statistics at once (not only after autovacuum's next look).
+                analyzed = conn.exec_driver_sql(
+                    "SELECT count(*) FROM pg_stat_user_tables "
+                    "WHERE relname = 'secrets' AND last_analyze IS NOT NULL"
+                ).scalar()
+                assert analyzed == 1
                 for table in (schema.secrets, schema.versions, schema.rotations):
                     largest = conn.execute(sa.select(sa.func.max(table.c.pk))).scalar()
                     assert largest  # the source has rows in each

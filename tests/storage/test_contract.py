@@ -316,6 +316,52 @@ def test_it_finds_a_version_by_id_and_by_stage(store):
     assert by_id.sealed == b"one"
 
 
+def test_it_reads_a_secret_with_its_staged_version_in_one_call(store):
+    with store.write() as tx:
+        row = new_secret(tx, "app/db", description="d", rotation_enabled=True)
+        other = new_secret(tx, "app/other")
+        empty = new_secret(tx, "app/empty")
+        old = tx.insert_version(row.pk, vid(1), T0, b"one", "mk")
+        current = tx.insert_version(row.pk, vid(2), T0 + 1, b"two", "mk")
+        tx.insert_version(other.pk, vid(3), T0, b"three", "mk")
+        tx.set_labels(row.pk, {current.pk: ["AWSCURRENT", "blue"], old.pk: ["AWSPREVIOUS"]})
+        tx.touch_accessed(row.pk, current.pk, T0 + 86_400)
+
+    with store.read() as tx:
+        by_name = tx.staged_by_name(ACCOUNT, REGION, "app/db", "AWSCURRENT")
+        by_arn = tx.staged_by_arn(row.arn, "blue")
+        previous = tx.staged_by_name(ACCOUNT, REGION, "app/db", "AWSPREVIOUS")
+        unlabelled = tx.staged_by_name(ACCOUNT, REGION, "app/other", "AWSCURRENT")
+        no_versions = tx.staged_by_arn(empty.arn, "AWSCURRENT")
+        missing = tx.staged_by_name(ACCOUNT, REGION, "app/nothing", "AWSCURRENT")
+        other_region = tx.staged_by_name(ACCOUNT, "ap-south-1", "app/db", "AWSCURRENT")
+        secret = tx.secret_by_name(ACCOUNT, REGION, "app/db")
+        version = tx.version_by_stage(row.pk, "AWSCURRENT")
+
+    assert by_name is not None
+    assert by_arn is not None
+    # The same rows as the two separate lookups give, secret columns and version columns
+    # kept apart though both tables have pk, created_at and last_accessed_at.
+    assert by_name == by_arn == (secret, version)
+    assert by_name[0].description == "d"
+    assert by_name[0].rotation_enabled is True
+    assert by_name[1] is not None
+    assert by_name[1].version_id == vid(2)
+    assert by_name[1].sealed == b"two"
+    assert by_name[1].last_accessed_at == T0 + 86_400
+    assert sorted(by_name[1].stages) == ["AWSCURRENT", "blue"]
+    assert previous is not None
+    assert previous[1] is not None
+    assert (previous[1].version_id, previous[1].stages) == (vid(1), ["AWSPREVIOUS"])
+    # A secret no version of which holds the stage is still found, without a version.
+    assert unlabelled is not None
+    assert (unlabelled[0].pk, unlabelled[1]) == (other.pk, None)
+    assert no_versions is not None
+    assert (no_versions[0].pk, no_versions[1]) == (empty.pk, None)
+    assert missing is None
+    assert other_region is None
+
+
 def test_it_refuses_a_version_id_twice_in_one_secret_but_not_across_secrets(store):
     with store.write() as tx:
         row = new_secret(tx, "app/db")

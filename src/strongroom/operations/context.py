@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from strongroom.crypto.envelope import DecryptError, Sealer, aad_for_version
 from strongroom.domain.arn import parse_secret_arn, partition_for_region
@@ -27,12 +27,13 @@ from strongroom.errors import (
     ResourceNotFoundException,
     ValidationException,
 )
-from strongroom.storage.base import SecretRow, Store, Transaction
+from strongroom.storage.base import SecretRow, Store, Transaction, VersionRow
 
 if TYPE_CHECKING:
     from strongroom.operations.access import Access
 
 DAY = 86_400.0
+_Found = TypeVar("_Found")
 _STRING, _BINARY = b"S", b"B"
 
 TOKEN_REQUIRED = "You must provide a ClientRequestToken value. We recommend a UUID-type value."  # noqa: S105
@@ -133,33 +134,73 @@ def find_secret(ctx: Context, tx: Transaction, secret_id: str) -> SecretRow | No
     A secret whose recovery window has ended counts as gone even before the background
     purge has removed it.
     """
-    if not secret_id.startswith("arn:") and not is_valid_name(secret_id):
-        raise ValidationException(INVALID_NAME)
-    row = lookup_secret(tx, ctx.account_id, ctx.region, secret_id)
-    if row is not None and row.deletion_date is not None and row.deletion_date <= ctx.clock():
-        return None
-    return row
+    _check_secret_id(secret_id)
+    return _unexpired(ctx, lookup_secret(tx, ctx.account_id, ctx.region, secret_id))
 
 
 def lookup_secret(
     tx: Transaction, account_id: str, region: str | None, secret_id: str
 ) -> SecretRow | None:
     """A secret by name in ``region``, or by full or partial ARN (spec §2.4); no checks."""
+    return _resolve(secret_id, region, account_id, tx.secret_by_name, tx.secret_by_arn)
+
+
+def _resolve(
+    secret_id: str,
+    region: str | None,
+    account_id: str,
+    by_name: Callable[[str, str, str], _Found | None],
+    by_arn: Callable[[str], _Found | None],
+) -> _Found | None:
     if not secret_id.startswith("arn:"):
-        return None if region is None else tx.secret_by_name(account_id, region, secret_id)
-    row = tx.secret_by_arn(secret_id)
-    if row is None:
+        return None if region is None else by_name(account_id, region, secret_id)
+    found = by_arn(secret_id)
+    if found is None:
         arn = parse_secret_arn(secret_id)
         if arn is not None and not arn.looks_full:
-            row = tx.secret_by_name(arn.account_id, arn.region, arn.resource)
-    return row
+            found = by_name(arn.account_id, arn.region, arn.resource)
+    return found
 
 
 def get_secret(
     ctx: Context, tx: Transaction, secret_id: str, *, allow_deleted: bool = False
 ) -> SecretRow:
     """Like ``find_secret`` but raises what AWS raises for a missing or deleted secret."""
-    row = find_secret(ctx, tx, secret_id)
+    return _usable(find_secret(ctx, tx, secret_id), allow_deleted=allow_deleted)
+
+
+def get_staged_secret(
+    ctx: Context, tx: Transaction, secret_id: str, stage: str
+) -> tuple[SecretRow, VersionRow | None]:
+    """``get_secret`` and the secret's version holding ``stage`` (None if none does), read
+    together: one round trip for GetSecretValue where ``get_secret`` and a version lookup
+    would be two."""
+    _check_secret_id(secret_id)
+    found = _resolve(
+        secret_id,
+        ctx.region,
+        ctx.account_id,
+        lambda account_id, region, name: tx.staged_by_name(account_id, region, name, stage),
+        lambda arn: tx.staged_by_arn(arn, stage),
+    )
+    if found is None:
+        raise ResourceNotFoundException(SECRET_NOT_FOUND)
+    secret, version = found
+    return _usable(_unexpired(ctx, secret)), version
+
+
+def _check_secret_id(secret_id: str) -> None:
+    if not secret_id.startswith("arn:") and not is_valid_name(secret_id):
+        raise ValidationException(INVALID_NAME)
+
+
+def _unexpired(ctx: Context, row: SecretRow | None) -> SecretRow | None:
+    if row is not None and row.deletion_date is not None and row.deletion_date <= ctx.clock():
+        return None
+    return row
+
+
+def _usable(row: SecretRow | None, *, allow_deleted: bool = False) -> SecretRow:
     if row is None:
         raise ResourceNotFoundException(SECRET_NOT_FOUND)
     if row.deletion_date is not None and not allow_deleted:

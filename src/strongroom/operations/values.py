@@ -19,6 +19,7 @@ from strongroom.operations.context import (
     SecretValue,
     day_of,
     get_secret,
+    get_staged_secret,
     open_value,
     require_token,
     secret_ref,
@@ -42,25 +43,19 @@ def _version_missing(version_id: str) -> ResourceNotFoundException:
     )
 
 
-def _select_version(
-    tx: Transaction, secret: SecretRow, version_id: str | None, stage: str | None
+def _version_by_id(
+    tx: Transaction, secret: SecretRow, version_id: str, stage: str | None
 ) -> VersionRow:
-    """The version GetSecretValue reads, with AWS's errors (spec §15.2)."""
-    if version_id is not None:
-        version = tx.version_by_id(secret.pk, version_id)
-        if version is None:
-            raise _version_missing(version_id)
-        if stage is not None and stage not in version.stages:
-            raise InvalidRequestException(
-                "You provided a VersionStage that is not associated to the provided VersionId."
-            )
-        if version.sealed is None:  # the empty version of a rotation in progress
-            raise _version_missing(version_id)
-        return version
-    stage = stage or stages.AWSCURRENT
-    version = tx.version_by_stage(secret.pk, stage)
-    if version is None or version.sealed is None:
-        raise _stage_missing(stage)
+    """The version GetSecretValue reads by VersionId, with AWS's errors (spec §15.2)."""
+    version = tx.version_by_id(secret.pk, version_id)
+    if version is None:
+        raise _version_missing(version_id)
+    if stage is not None and stage not in version.stages:
+        raise InvalidRequestException(
+            "You provided a VersionStage that is not associated to the provided VersionId."
+        )
+    if version.sealed is None:  # the empty version of a rotation in progress
+        raise _version_missing(version_id)
     return version
 
 
@@ -68,9 +63,16 @@ def _read(
     ctx: Context, secret_id: str, version_id: str | None, stage: str | None
 ) -> tuple[SecretRow, VersionRow, SecretValue]:
     with ctx.store.read() as tx:
-        secret = get_secret(ctx, tx, secret_id)
-        version = _select_version(tx, secret, version_id, stage)
-    assert version.sealed is not None  # noqa: S101 - _select_version guarantees it
+        if version_id is None:
+            stage = stage or stages.AWSCURRENT
+            secret, staged = get_staged_secret(ctx, tx, secret_id, stage)
+            if staged is None or staged.sealed is None:
+                raise _stage_missing(stage)
+            version = staged
+        else:
+            secret = get_secret(ctx, tx, secret_id)
+            version = _version_by_id(tx, secret, version_id, stage)
+    assert version.sealed is not None  # noqa: S101 - checked above
     value = open_value(ctx, secret.arn, version.version_id, version.sealed)
     _record_access(ctx, secret, version)
     return secret, version, value

@@ -262,6 +262,14 @@ class Transaction(Protocol):
     # Secrets
     def secret_by_name(self, account_id: str, region: str, name: str) -> SecretRow | None: ...
     def secret_by_arn(self, arn: str) -> SecretRow | None: ...
+    def staged_by_name(
+        self, account_id: str, region: str, name: str, stage: str
+    ) -> tuple[SecretRow, VersionRow | None] | None:
+        """``secret_by_name`` and the secret's version holding ``stage``, in one query."""
+
+    def staged_by_arn(self, arn: str, stage: str) -> tuple[SecretRow, VersionRow | None] | None:
+        """``secret_by_arn`` and the secret's version holding ``stage``, in one query."""
+
     def lock_secret(self, pk: int) -> None:
         """Hold the secret's row until commit (no-op where the transaction already serialises)."""
 

@@ -157,6 +157,12 @@ def copy_database(
             if not all(c.matches for c in counts):
                 raise CountMismatch(counts)  # leaving the block rolls the copy back
     with target.connect() as conn:  # what was committed, read afresh
+        if conn.dialect.name == "postgresql":
+            # Statistics for the planner now, not when autovacuum next looks: without them
+            # PostgreSQL may look a secret up by name through a ListSecrets sort index
+            # (every secret shares the account and region) and read the whole table.
+            conn.exec_driver_sql("ANALYZE")
+            conn.commit()
         return compare_counts(source_counts, _counts(conn, tables))
 
 

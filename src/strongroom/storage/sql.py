@@ -53,20 +53,27 @@ def _bool(value: Any) -> bool | None:
 
 
 def _secret(row: Any) -> SecretRow:
-    values = row._asdict()
+    return _secret_values(row._asdict())
+
+
+def _secret_values(values: dict[str, Any]) -> SecretRow:
     values["rotation_enabled"] = _bool(values["rotation_enabled"])
     values["tags_ever_set"] = bool(values["tags_ever_set"])
     return SecretRow(**values)
 
 
-def _version(row: Any, stages: list[str] | None = None) -> VersionRow:
+def _version(row: Any, stages: list[str] | None = None, prefix: str = "") -> VersionRow:
+    def column(name: str) -> Any:
+        return getattr(row, prefix + name)
+
+    sealed = column("sealed")
     return VersionRow(
-        pk=row.pk,
-        secret_pk=row.secret_pk,
-        version_id=row.version_id,
-        created_at=row.created_at,
-        last_accessed_at=row.last_accessed_at,
-        sealed=None if row.sealed is None else bytes(row.sealed),
+        pk=column("pk"),
+        secret_pk=column("secret_pk"),
+        version_id=column("version_id"),
+        created_at=column("created_at"),
+        last_accessed_at=column("last_accessed_at"),
+        sealed=None if sealed is None else bytes(sealed),
         stages=stages or [],
     )
 
@@ -100,6 +107,26 @@ class SqlTransaction(IamQueries, RotationQueries, AuditQueries):
     def secret_by_arn(self, arn: str) -> SecretRow | None:
         row = self._one(q.SECRET_BY_ARN, arn=arn)
         return None if row is None else _secret(row)
+
+    def staged_by_name(
+        self, account_id: str, region: str, name: str, stage: str
+    ) -> tuple[SecretRow, VersionRow | None] | None:
+        return self._staged(
+            q.STAGED_BY_NAME, account_id=account_id, region=region, name=name, stage=stage
+        )
+
+    def staged_by_arn(self, arn: str, stage: str) -> tuple[SecretRow, VersionRow | None] | None:
+        return self._staged(q.STAGED_BY_ARN, arn=arn, stage=stage)
+
+    def _staged(self, statement: Any, **params: Any) -> tuple[SecretRow, VersionRow | None] | None:
+        rows = self._run(statement, **params).rows  # one per label of the staged version
+        if not rows:
+            return None
+        first = rows[0]
+        secret = _secret_values({name: getattr(first, f"s_{name}") for name in q.SECRET_FIELDS})
+        if first.v_pk is None:
+            return secret, None
+        return secret, _version(first, [row.held_stage for row in rows], prefix="v_")
 
     def lock_secret(self, pk: int) -> None:
         if self.dialect_name != "sqlite":  # SQLite's BEGIN IMMEDIATE already serialises

@@ -49,6 +49,33 @@ VERSION_BY_STAGE = (
     .join(_HELD, _HELD.c.version_pk == _V.c.pk)
     .where(_L.c.secret_pk == _p("secret_pk"), _L.c.stage == _p("stage"))
 )
+# A secret with the version holding a stage and all that version's labels (GetSecretValue's
+# read): one row per label, the version's columns NULL when no version holds the stage.
+# Columns are prefixed, as secrets and versions share names (pk, created_at, ...).
+_STAGE = _L.alias("stage")
+
+
+def _staged(where: Any) -> Any:
+    return (
+        sa.select(
+            *[c.label(f"s_{c.name}") for c in _S.columns],
+            *[c.label(f"v_{c.name}") for c in _V.columns],
+            _HELD.c.stage.label("held_stage"),
+        )
+        .select_from(_S)
+        .outerjoin(_STAGE, sa.and_(_STAGE.c.secret_pk == _S.c.pk, _STAGE.c.stage == _p("stage")))
+        .outerjoin(_V, _V.c.pk == _STAGE.c.version_pk)
+        .outerjoin(_HELD, _HELD.c.version_pk == _V.c.pk)
+        .where(where)
+    )
+
+
+STAGED_BY_NAME = _staged(
+    sa.and_(
+        _S.c.account_id == _p("account_id"), _S.c.region == _p("region"), _S.c.name == _p("name")
+    )
+)
+STAGED_BY_ARN = _staged(_S.c.arn == _p("arn"))
 LABELS_OF_SECRET = (
     sa.select(_V.c.version_id, _L.c.stage)
     .join(_V, _V.c.pk == _L.c.version_pk)
