@@ -366,6 +366,9 @@ def build_app(
         audit=audit,
         threads=4 if embedded else SERVER_DATABASE_THREADS,
         writers=1 if embedded else SERVER_DATABASE_WRITERS,
+        # A server database commits each call on its own: its writers take row locks, not
+        # one lock for the database, and it flushes concurrent commits together itself.
+        write_group=installation.store.write_group if embedded else None,
     )
     frontend.services.update(rotations=rotations, worker=worker, audit_sealer=sealer)
     return frontend

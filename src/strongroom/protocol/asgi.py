@@ -15,7 +15,8 @@ Theory of operation
 5. Run the operation in a worker thread: operations are synchronous and may wait on the
    database, which must not stall the event loop. The few read-only actions that can never
    wait (``Handler.lane`` → "inline") run on the event loop itself: for them the hand-off to
-   a thread would cost more than the work.
+   a thread would cost more than the work. On embedded SQLite, write calls that queue
+   meanwhile run together, one transaction and one COMMIT (``protocol.grouped_writes``).
 6. Serialise the result per the model, or the ``ServiceError`` as ``{"__type", "Message"}``
    (JSON) or ``<ErrorResponse>`` (Query); anything unexpected is logged and answered as a
    500.
@@ -30,10 +31,12 @@ on the hot path (see bench/).
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, Literal, Protocol
@@ -51,6 +54,7 @@ from strongroom.errors import (
     UnknownOperationException,
 )
 from strongroom.protocol import query
+from strongroom.protocol.grouped_writes import GroupedWrites
 from strongroom.protocol.model import ServiceModel, error_body
 
 logger = logging.getLogger("strongroom.http")
@@ -155,6 +159,7 @@ class Frontend:
         on_shutdown: Callable[[], None] | None = None,
         threads: int = 4,
         writers: int = 1,
+        write_group: Callable[[], AbstractContextManager[object]] | None = None,
         query_handler: QueryHandler | None = None,
         audit: Audit | None = None,
         more_handlers: Sequence[Handler] = (),
@@ -171,6 +176,9 @@ class Frontend:
         self.threads = threads
         self.writers = writers
         self._writer: anyio.CapacityLimiter | None = None
+        # Embedded SQLite: write calls are group-committed (protocol.grouped_writes).
+        self._write_group = write_group
+        self._grouped: GroupedWrites | None = None
         self.prefix = handler.model.target_prefix + "."
         # X-Amz-Target prefix -> its handler, ``handler`` first (dicts keep their order): a
         # Secrets Manager request, the hot path, is routed by a single startswith.
@@ -204,6 +212,8 @@ class Frontend:
                 # Writes queue here rather than on the store's write lock: on SQLite one
                 # writing thread at a time hands the GIL and the database lock around far less.
                 self._writer = anyio.CapacityLimiter(self.writers)
+                if self._write_group is not None:
+                    self._grouped = GroupedWrites(self._write_group)
                 try:
                     if self._on_startup is not None:
                         self._on_startup()
@@ -268,10 +278,7 @@ class Frontend:
             if lane == "inline":
                 outcome = handler.run(caller, operation, parsed, call)
             else:
-                limiter = self._writer if lane == "write" else None
-                outcome = await anyio.to_thread.run_sync(
-                    handler.run, caller, operation, parsed, call, limiter=limiter
-                )
+                outcome = await self._run(lane, handler.run, caller, operation, parsed, call)
             later = outcome.later
             status, body = 200, model_op.serialize_output(outcome.result)
             if outcome.recorded:
@@ -293,6 +300,15 @@ class Frontend:
             await self._run_later(later, request_id)
         _log(request_id, operation, status, code or "-", started)
         return status, body
+
+    async def _run(self, lane: Lane, function: Callable[..., Outcome], *args: Any) -> Outcome:
+        """A call's operation in a worker thread; a write in the next write group, if any."""
+        if lane != "write":
+            return await anyio.to_thread.run_sync(function, *args)
+        if self._grouped is not None:
+            outcome: Outcome = await self._grouped.run(functools.partial(function, *args))
+            return outcome
+        return await anyio.to_thread.run_sync(function, *args, limiter=self._writer)
 
     async def _run_later(self, jobs: list[Callable[[], None]], request_id: str) -> None:
         """Work a call leaves for after its result (LastAccessedDate, waking the rotation
@@ -388,10 +404,7 @@ class Frontend:
             lane = handler.lane(service.name, action)
             if call is not None:
                 call.request, call.read_only = parsed, lane != "write"
-            limiter = self._writer if lane == "write" else None
-            outcome = await anyio.to_thread.run_sync(
-                handler.run, caller, service.name, action, parsed, call, limiter=limiter
-            )
+            outcome = await self._run(lane, handler.run, caller, service.name, action, parsed, call)
             status, body = 200, operation.serialize_output(outcome.result, request_id)
             code = "-"
             if outcome.recorded:

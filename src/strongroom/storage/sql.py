@@ -383,6 +383,7 @@ class SqlStore:
         self._sqlite = engine.dialect.name == "sqlite"
         self._readers = threading.local()
         self._write_lock = threading.Lock()
+        self._groups = threading.local()  # the write group open on this thread, if any
         self._lock_file: int | None = None
         # A server database reads in autocommit: at READ COMMITTED every statement takes its
         # own snapshot anyway, so a read transaction gives nothing more, and BEGIN and COMMIT
@@ -444,7 +445,8 @@ class SqlStore:
         try:
             yield SqlTransaction(db)
         except BaseException:
-            db.raw("ROLLBACK")
+            if connection.in_transaction:  # SQLite ends it itself on some errors
+                db.raw("ROLLBACK")
             raise
         db.raw("COMMIT")
 
@@ -481,6 +483,10 @@ class SqlStore:
 
     @contextmanager
     def read(self) -> Iterator[SqlTransaction]:
+        group: WriteGroup | None = getattr(self._groups, "current", None)
+        if group is not None:  # a call of a write group reads what the calls before it wrote
+            yield group.transaction()
+            return
         if self._read_engine is not None:
             pooled = self._read_engine.raw_connection()
             try:
@@ -498,12 +504,42 @@ class SqlStore:
 
     @contextmanager
     def write(self) -> Iterator[SqlTransaction]:
+        group: WriteGroup | None = getattr(self._groups, "current", None)
+        if group is not None:
+            with group.savepoint() as tx:
+                yield tx
+            return
         if not self._sqlite:
             with self._pooled_transaction() as tx:
                 yield tx
             return
         with self._serialised(), self._pooled_sqlite_transaction("BEGIN IMMEDIATE") as tx:
             yield tx
+
+    @contextmanager
+    def write_group(self) -> Iterator[WriteGroup]:
+        """One write transaction for several calls, committed once (group commit).
+
+        Embedded SQLite only, where writes are serialised anyway and a write's cost is
+        mostly its COMMIT (the fsync of the WAL, ``synchronous=FULL``). Inside this block,
+        on this thread, every ``write()`` is a savepoint of the group's transaction, so a
+        call that fails undoes only its own writes, and every ``read()`` reads inside it, so
+        a call sees what the calls before it wrote. Leaving the block commits them all;
+        nothing of the group is durable before that, so no call may be answered sooner. A
+        call whose failure could not be undone by its savepoint breaks the group: the block
+        then rolls everything back and raises.
+        """
+        if not self._sqlite:
+            raise NotImplementedError("write groups are for embedded SQLite")
+        with self._serialised(), self._pooled_sqlite_transaction("BEGIN IMMEDIATE") as tx:
+            group = WriteGroup(tx)
+            self._groups.current = group
+            try:
+                yield group
+            finally:
+                self._groups.current = None
+            if group.broken is not None:
+                raise WriteGroupBroken(str(group.broken)) from group.broken  # → ROLLBACK
 
     @contextmanager
     def try_write(self) -> Iterator[SqlTransaction | None]:
@@ -555,6 +591,47 @@ class SqlStore:
         if self._read_engine is not None:
             self._read_engine.dispose()
         self.engine.dispose()
+
+
+class WriteGroupBroken(Exception):
+    """A call of a write group failed in a way its savepoint could not undo."""
+
+
+class WriteGroup:
+    """The transaction of ``SqlStore.write_group``: a savepoint per ``write()`` in it."""
+
+    def __init__(self, tx: SqlTransaction) -> None:
+        self._tx = tx
+        self._savepoints = 0
+        self.broken: BaseException | None = None
+
+    def transaction(self) -> SqlTransaction:
+        if self.broken is not None:
+            raise WriteGroupBroken(str(self.broken)) from self.broken
+        return self._tx
+
+    @contextmanager
+    def savepoint(self) -> Iterator[SqlTransaction]:
+        tx = self.transaction()
+        self._savepoints += 1
+        name = f"write{self._savepoints}"
+        tx.db.raw(f"SAVEPOINT {name}")
+        try:
+            yield tx
+        except BaseException:
+            try:
+                tx.db.raw(f"ROLLBACK TO {name}")
+                tx.db.raw(f"RELEASE {name}")
+            except BaseException as exc:  # noqa: BLE001 - the call's own error is raised
+                # SQLite ends the whole transaction itself on some errors (a full disk, an
+                # I/O error): the savepoint is gone, and so is every call's work before it.
+                self.broken = exc
+            raise
+        try:
+            tx.db.raw(f"RELEASE {name}")
+        except BaseException as exc:
+            self.broken = exc
+            raise
 
 
 def _configure_sqlite(engine: Engine) -> None:
