@@ -111,7 +111,10 @@ class Supervisor:
         # The worker's audit journal is synced here, by a thread of this process, over a
         # socket pair: the supervisor has nothing else to do (audit/syncer.py).
         ours, theirs = socket.socketpair()
-        env = os.environ | {SYNC_FD_VARIABLE: str(theirs.fileno())}
+        # Two malloc arenas rather than glibc's default of eight per core: a worker's threads
+        # (event loop, database, audit) otherwise each grow an arena of their own, which
+        # measured about 6 MiB more resident memory per worker for no throughput.
+        env = {"MALLOC_ARENA_MAX": "2"} | os.environ | {SYNC_FD_VARIABLE: str(theirs.fileno())}
         # stdin: a pipe only this process holds open; its end tells the worker to stop.
         process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
             self.argv, stdin=subprocess.PIPE, env=env, pass_fds=(theirs.fileno(),)

@@ -496,6 +496,8 @@ def test_each_worker_listens_on_its_own_socket_and_connections_spread_over_them(
     try:
         workers = _children(running.process.pid)
         assert len(workers) == 2
+        for pid in workers:  # fewer malloc arenas: less resident memory (supervisor.py)
+            assert b"MALLOC_ARENA_MAX=2" in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
 
         def held() -> list[int]:
             accepted = _tcp_sockets(port, "01")  # the server's ends (an inode once accepted)

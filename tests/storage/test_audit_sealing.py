@@ -21,6 +21,7 @@ from strongroom.audit.sealing import (
     SealPolicy,
     StoreFiles,
     TrailSealer,
+    _log_file,
     _Overtaken,
     export,
     signing_key,
@@ -328,7 +329,7 @@ def test_a_seal_overtaken_by_another_changes_nothing(store: SqlStore, trail: Tra
         rows, tip = tx.unsealed_audit_events(10), tx.newest_audit_digest()
     assert trail.seal() is not None  # another sealer, first
     with pytest.raises(_Overtaken), store.write() as tx:
-        trail._seal(tx, rows, tip)
+        trail._seal(tx, rows, tip, _log_file(rows))
     assert check(store, trail).ok
 
 
@@ -356,7 +357,7 @@ def test_a_record_committed_late_inside_the_range_waits_for_the_next_seal(
         rows, tip = tx.unsealed_audit_events(10), tx.newest_audit_digest()
     insert(11)  # committed late
     with pytest.raises(_Overtaken), store.write() as tx:
-        trail._seal(tx, rows, tip)
+        trail._seal(tx, rows, tip, _log_file(rows))
     assert trail.seal() is not None  # the next round takes all three
     report = check(store, trail)
     assert report.ok, report.problems

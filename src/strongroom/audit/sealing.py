@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import json
 import logging
 import os
@@ -189,9 +190,13 @@ class TrailSealer:
             tip = tx.newest_audit_digest()
         if not rows:
             return None
+        # By time (whole seconds, as eventTime shows), stably: the records are joined as
+        # stored, without parsing each one again.
+        rows.sort(key=lambda row: (int(row.event_time), row.seq))
+        log_content = _log_file(rows)
         try:
             with self.store.write() as tx:
-                name = self._seal(tx, rows, tip)
+                name = self._seal(tx, rows, tip, log_content)
         except (ConstraintViolation, _Overtaken):
             logger.info("another node sealed the same audit records first; sealing again later")
             return None
@@ -260,7 +265,13 @@ class TrailSealer:
                 return True
             return tx.unsealed_audit_count_reaches(self.policy.max_records)
 
-    def _seal(self, tx: Transaction, rows: list[AuditEventRow], tip: AuditFileRow | None) -> str:
+    def _seal(
+        self,
+        tx: Transaction,
+        rows: list[AuditEventRow],
+        tip: AuditFileRow | None,
+        log_content: bytes,
+    ) -> str:
         current = tx.newest_audit_digest()
         if (current and current.name) != (tip and tip.name):
             raise _Overtaken
@@ -268,20 +279,16 @@ class TrailSealer:
         sequence = (tip.sequence if tip else 0) + 1
         # Exactly the records read: a record committed since (out of position order, on a
         # server database) makes the count differ, and the next round includes it.
-        if tx.mark_audit_events_sealed(rows[0].seq, rows[-1].seq, sequence) != len(rows):
+        first, last = min(row.seq for row in rows), max(row.seq for row in rows)
+        if tx.mark_audit_events_sealed(first, last, sequence) != len(rows):
             raise _Overtaken
         now = self.clock()
-        # By time (whole seconds, as eventTime shows), stably: the records are joined as
-        # stored, without parsing each one again.
-        rows = sorted(rows, key=lambda row: (int(row.event_time), row.seq))
         oldest, newest = iso_time(rows[0].event_time), iso_time(rows[-1].event_time)
         stamp = datetime.fromtimestamp(now, UTC)
         log_name = (
             f"{LOGS}/{self.account_id}_CloudTrail_{self.region}_"
             f"{stamp.strftime('%Y%m%dT%H%MZ')}_{secrets.token_hex(8).upper()}.json.gz"
         )
-        body = b'{"Records":[' + b",".join(row.record.encode() for row in rows) + b"]}"
-        log_content = gzip.compress(body, compresslevel=6, mtime=0)
         pruned = max(
             self._prune(tx, now, sequence), int((previous or {}).get("prunedThrough") or 0)
         )
@@ -338,6 +345,22 @@ class TrailSealer:
         tx.delete_audit_files_through("digest", through)
         logger.info("audit retention: pruned digests and log files through %d", through)
         return through
+
+
+def _log_file(rows: list[AuditEventRow]) -> bytes:
+    """The gzip CloudTrail log file of ``rows``, compressed as it is written: a batch of
+    thousands of records is never held whole a second time, as text or as bytes."""
+    out = io.BytesIO()
+    # The fastest level: half the CPU of the default for files about 14% larger, and the
+    # sealer's CPU is taken from the requests of the process it runs in.
+    with gzip.GzipFile(fileobj=out, mode="wb", compresslevel=1, mtime=0) as log:
+        log.write(b'{"Records":[')
+        for index, row in enumerate(rows):
+            if index:
+                log.write(b",")
+            log.write(row.record.encode())
+        log.write(b"]}")
+    return out.getvalue()
 
 
 def _lease(text: str | None) -> tuple[str, float]:
