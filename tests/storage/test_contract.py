@@ -19,6 +19,7 @@ from strongroom.storage import schema
 from strongroom.storage.base import (
     AccessKeyRow,
     AlreadyExists,
+    AuditEventRow,
     ConstraintViolation,
     ListQuery,
     SecretRow,
@@ -738,3 +739,44 @@ def test_a_read_transaction_sees_what_committed_writes_left(store):
     with store.read() as tx:
         assert listed(store, query()) == ["one"]
         assert tx.secret_by_name(ACCOUNT, REGION, "one") is not None
+
+
+@pytest.mark.parametrize("count", [1, 3, 6_000])
+def test_write_at_once_inserts_many_audit_records_each_in_its_own_columns(
+    store: SqlStore, count: int
+) -> None:
+    # 6,000 rows of 11 values pass PostgreSQL's 65,535 parameters per statement: two
+    # INSERTs, which on an autocommit connection must still commit together.
+    rows = [
+        AuditEventRow(
+            event_id=f"event-{n}",
+            event_time=T0 + n,
+            event_source="secretsmanager.amazonaws.com",
+            event_name=f"Name{n % 7}",
+            user_name=f"user-{n}",
+            access_key_id=None if n % 2 else f"AKIA{n}",
+            resource_name=f"app/{n}",
+            read_only=bool(n % 3),
+            record=f'{{"n": {n}}}',
+            aws_region="eu-west-1",
+        )
+        for n in range(count)
+    ]
+    with store.write_at_once() as tx:
+        tx.insert_audit_events(rows)
+    with store.read() as tx:
+        stored = tx.unsealed_audit_events(count + 1)
+    assert len(stored) == count
+    for row, original in zip(stored, rows, strict=True):
+        assert (row.event_id, row.event_time, row.event_name, row.user_name) == (
+            original.event_id,
+            original.event_time,
+            original.event_name,
+            original.user_name,
+        )
+        assert (row.access_key_id, row.resource_name, row.read_only, row.record) == (
+            original.access_key_id,
+            original.resource_name,
+            original.read_only,
+            original.record,
+        )

@@ -403,7 +403,7 @@ class GroupCommitter:
     def _write(self, rows: list[AuditEventRow]) -> BaseException | None:
         for attempt in range(1, _BATCH_ATTEMPTS + 1):
             try:
-                with self._store.write() as tx:
+                with self._store.write_at_once() as tx:  # one multi-row INSERT
                     tx.insert_audit_events(rows)
             except TransientConflict as exc:
                 if attempt == _BATCH_ATTEMPTS:

@@ -387,8 +387,9 @@ class SqlStore:
         self._lock_file: int | None = None
         # A server database reads in autocommit: at READ COMMITTED every statement takes its
         # own snapshot anyway, so a read transaction gives nothing more, and BEGIN and COMMIT
-        # would be two more round trips on every read (half of a GetSecretValue's).
-        self._read_engine = (
+        # would be two more round trips on every read (half of a GetSecretValue's). So do
+        # writes of one statement (``write_at_once``).
+        self._autocommit = (
             None
             if self._sqlite
             else sa.create_engine(
@@ -487,12 +488,9 @@ class SqlStore:
         if group is not None:  # a call of a write group reads what the calls before it wrote
             yield group.transaction()
             return
-        if self._read_engine is not None:
-            pooled = self._read_engine.raw_connection()
-            try:
-                yield SqlTransaction(Executor(pooled.driver_connection, self.engine.dialect))
-            finally:
-                pooled.close()  # back to the pool
+        if self._autocommit is not None:
+            with self._autocommitted() as tx:
+                yield tx
             return
         reader = self._reader()
         if reader.in_transaction:  # a read nested in another read of this thread
@@ -500,6 +498,31 @@ class SqlStore:
                 yield tx
             return
         with self._sqlite_transaction(reader, "BEGIN") as tx:
+            yield tx
+
+    @contextmanager
+    def _autocommitted(self) -> Iterator[SqlTransaction]:
+        assert self._autocommit is not None  # noqa: S101 - a server database's only
+        pooled = self._autocommit.raw_connection()
+        try:
+            yield SqlTransaction(Executor(pooled.driver_connection, self.engine.dialect))
+        except BaseException as exc:
+            if getattr(exc, "sqlstate", None) in _RETRYABLE_SQLSTATES:
+                raise TransientConflict(str(exc)) from exc
+            raise
+        finally:
+            pooled.close()  # back to the pool
+
+    @contextmanager
+    def write_at_once(self) -> Iterator[SqlTransaction]:
+        """A write that is one statement, atomic by itself (a batch of audit records): on
+        a server database in autocommit, one round trip where ``write`` takes three (BEGIN,
+        the statement, COMMIT). Anything more than one statement must use ``write``."""
+        if self._autocommit is None:
+            with self.write() as tx:
+                yield tx
+            return
+        with self._autocommitted() as tx:
             yield tx
 
     @contextmanager
@@ -588,8 +611,8 @@ class SqlStore:
         if self._lock_file is not None:
             os.close(self._lock_file)
             self._lock_file = None
-        if self._read_engine is not None:
-            self._read_engine.dispose()
+        if self._autocommit is not None:
+            self._autocommit.dispose()
         self.engine.dispose()
 
 
