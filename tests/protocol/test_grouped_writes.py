@@ -140,3 +140,38 @@ def test_when_a_group_cannot_commit_every_call_of_it_fails_and_nothing_is_kept(
     assert first == "wrote first"  # its own group committed
     assert all(isinstance(r, WriteGroupBroken) for r in (before, broken, after))
     assert [_meta(store, k) for k in ("first", "before", "after")] == ["first", None, None]
+
+
+class _NotAnException(BaseException):
+    """What a call may raise beyond Exception (as SystemExit and KeyboardInterrupt are)."""
+
+
+def test_a_call_raising_beyond_exception_fails_its_group_and_the_queue_never_hangs(
+    store: SqlStore,
+) -> None:
+    writes = GroupedWrites(store.write_group)
+    release = threading.Event()
+
+    def escapes() -> None:
+        release.wait(10)
+        with store.write() as tx:
+            tx.set_meta("escaped", "1")
+        raise _NotAnException
+
+    async def main() -> list[Any]:
+        first = asyncio.ensure_future(writes.run(escapes))
+        await asyncio.sleep(0.05)
+        queued = asyncio.ensure_future(writes.run(_set(store, "queued")))
+        await asyncio.sleep(0.05)
+        release.set()
+        done = await asyncio.wait_for(
+            asyncio.gather(first, queued, return_exceptions=True), timeout=10
+        )
+        # And the next call is served by a new group.
+        return [*done, await writes.run(_set(store, "later"))]
+
+    first, queued, later = asyncio.run(main())
+    assert isinstance(first, _NotAnException)
+    assert isinstance(queued, _NotAnException)  # answered, not left waiting
+    assert later == "wrote later"
+    assert [_meta(store, k) for k in ("escaped", "queued", "later")] == [None, None, "later"]

@@ -52,7 +52,10 @@ class GroupedWrites:
                     results = await anyio.to_thread.run_sync(
                         self._run_group, [call for call, _ in batch]
                     )
-                except BaseException as exc:  # cancelled (shutdown): the calls are not answered
+                except BaseException as exc:
+                    # Cancelled (the server stops), or a call raised what is no Exception:
+                    # no call of this group or of the queue is answered by anyone else.
+                    batch, self._queued = batch + self._queued, []
                     for _, future in batch:
                         if not future.done():
                             future.set_exception(exc)
