@@ -11,20 +11,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.sqlite_store import migrated_sqlite_store
 
 from strongroom.protocol.grouped_writes import GroupedWrites
-from strongroom.storage import migrate
 from strongroom.storage.sql import SqlStore, WriteGroup, WriteGroupBroken
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[SqlStore]:
-    store = SqlStore.from_url(f"sqlite:///{tmp_path / 'grouped.db'}")
-    try:
-        migrate.upgrade(store.engine)
+    with migrated_sqlite_store(tmp_path / "grouped.db") as store:
         yield store
-    finally:
-        store.close()
 
 
 class Groups:

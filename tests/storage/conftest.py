@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from tests.postgres import fresh_postgres_database
+from tests.sqlite_store import migrated_sqlite_store
 
 from strongroom.storage import migrate, schema
 from strongroom.storage.sql import SqlStore
@@ -99,12 +100,8 @@ def backend(request: pytest.FixtureRequest) -> str:
 def store(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
     """A migrated, empty store of the backend under test."""
     if backend == "sqlite":
-        sqlite_store = SqlStore.from_url(f"sqlite:///{tmp_path / 'contract.db'}")
-        try:
-            migrate.upgrade(sqlite_store.engine)
+        with migrated_sqlite_store(tmp_path / "contract.db") as sqlite_store:
             yield sqlite_store
-        finally:
-            sqlite_store.close()
         return
     postgres: SqlStore = request.getfixturevalue("postgres_store")
     _empty_postgres(postgres)

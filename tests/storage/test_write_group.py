@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.sqlite_store import migrated_sqlite_store
 
-from strongroom.storage import migrate
 from strongroom.storage.sql import SqlStore, WriteGroupBroken
 
 
@@ -45,12 +45,8 @@ def test_postgres_has_no_write_groups(store: SqlStore) -> None:
 
 @pytest.fixture
 def sqlite_store(tmp_path: Path) -> Iterator[SqlStore]:
-    store = SqlStore.from_url(f"sqlite:///{tmp_path / 'group.db'}")
-    try:
-        migrate.upgrade(store.engine)
+    with migrated_sqlite_store(tmp_path / "group.db") as store:
         yield store
-    finally:
-        store.close()
 
 
 def test_calls_see_the_writes_before_them_and_nothing_is_visible_before_the_commit(

@@ -466,19 +466,13 @@ class SqlStore:
         pooled = self.engine.raw_connection()
         connection: Any = pooled.driver_connection
         try:
-            try:
-                yield SqlTransaction(Executor(connection, self.engine.dialect))
-            except BaseException as exc:
-                connection.rollback()
-                if getattr(exc, "sqlstate", None) in _RETRYABLE_SQLSTATES:
-                    raise TransientConflict(str(exc)) from exc
-                raise
-            try:
+            with _conflicts_retryable():
+                try:
+                    yield SqlTransaction(Executor(connection, self.engine.dialect))
+                except BaseException:
+                    connection.rollback()
+                    raise
                 connection.commit()
-            except Exception as exc:
-                if getattr(exc, "sqlstate", None) in _RETRYABLE_SQLSTATES:
-                    raise TransientConflict(str(exc)) from exc
-                raise
         finally:
             pooled.close()  # back to the pool
 
@@ -505,11 +499,8 @@ class SqlStore:
         assert self._autocommit is not None  # noqa: S101 - a server database's only
         pooled = self._autocommit.raw_connection()
         try:
-            yield SqlTransaction(Executor(pooled.driver_connection, self.engine.dialect))
-        except BaseException as exc:
-            if getattr(exc, "sqlstate", None) in _RETRYABLE_SQLSTATES:
-                raise TransientConflict(str(exc)) from exc
-            raise
+            with _conflicts_retryable():
+                yield SqlTransaction(Executor(pooled.driver_connection, self.engine.dialect))
         finally:
             pooled.close()  # back to the pool
 
@@ -614,6 +605,18 @@ class SqlStore:
         if self._autocommit is not None:
             self._autocommit.dispose()
         self.engine.dispose()
+
+
+@contextmanager
+def _conflicts_retryable() -> Iterator[None]:
+    """A transaction that lost a race (serialization failure, deadlock) as TransientConflict:
+    the whole operation may simply run again (``app.retrying``)."""
+    try:
+        yield
+    except Exception as exc:
+        if getattr(exc, "sqlstate", None) in _RETRYABLE_SQLSTATES:
+            raise TransientConflict(str(exc)) from exc
+        raise
 
 
 class WriteGroupBroken(Exception):
