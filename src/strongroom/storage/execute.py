@@ -221,7 +221,9 @@ class Executor:
     def _atomic(self, several_statements: bool) -> Iterator[None]:
         """Statements that must hold together, on a connection that may be in autocommit
         (``SqlStore.write_at_once``): a transaction of their own there."""
-        if several_statements and getattr(self.dbapi_connection, "autocommit", False):
+        # psycopg's flag only: sqlite3 has an ``autocommit`` of its own since Python 3.12.
+        postgresql = self.dialect.name == "postgresql"
+        if several_statements and postgresql and self.dbapi_connection.autocommit:
             with self.dbapi_connection.transaction():
                 yield
             return
