@@ -671,10 +671,13 @@ def _configure_sqlite(engine: Engine) -> None:
             "synchronous=FULL",
             "foreign_keys=ON",
             "busy_timeout=30000",
-            # 8 MiB of page cache per connection (the default is 2 MiB): enough for the hot
-            # index pages of ~100,000 secrets, while a server's handful of connections stays
-            # well inside its memory budget (bench/ measures RSS).
-            "cache_size=-8192",
+            # 4 MiB of page cache per connection (the default is 2 MiB): the inner index
+            # pages of ~100,000 secrets and then some; a miss is a read from the OS's page
+            # cache. Each of a process's connections fills its cache under load (the sealer's
+            # with audit records), so this is paid several times over: with 8 MiB the
+            # processes of `serve --workers 2` held about 7 MiB more at 100,000 secrets,
+            # for no GetSecretValue latency measurable in bench/.
+            "cache_size=-4096",
         ):
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
