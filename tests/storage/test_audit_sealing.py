@@ -326,7 +326,7 @@ def test_the_signing_key_is_made_once_and_stored_sealed(store: SqlStore) -> None
 def test_a_seal_overtaken_by_another_changes_nothing(store: SqlStore, trail: TrailSealer) -> None:
     add_events(store, 3, START)
     with store.read() as tx:
-        rows, tip = tx.unsealed_audit_events(10), tx.newest_audit_digest()
+        rows, tip = tx.unsealed_audit_records(10), tx.newest_audit_digest()
     assert trail.seal() is not None  # another sealer, first
     with pytest.raises(_Overtaken), store.write() as tx:
         trail._seal(tx, rows, tip, _log_file(rows))
@@ -354,7 +354,7 @@ def test_a_record_committed_late_inside_the_range_waits_for_the_next_seal(
     insert(10)
     insert(12)
     with store.read() as tx:
-        rows, tip = tx.unsealed_audit_events(10), tx.newest_audit_digest()
+        rows, tip = tx.unsealed_audit_records(10), tx.newest_audit_digest()
     insert(11)  # committed late
     with pytest.raises(_Overtaken), store.write() as tx:
         trail._seal(tx, rows, tip, _log_file(rows))

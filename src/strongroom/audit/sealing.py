@@ -55,9 +55,9 @@ from strongroom.audit.digests import DIGESTS, HASH_ALGORITHM, LOGS, SIGNATURE_AL
 from strongroom.audit.redaction import iso_time
 from strongroom.crypto.envelope import Sealer, aad_for_audit_key
 from strongroom.storage.base import (
-    AuditEventRow,
     AuditFileRow,
     ConstraintViolation,
+    SealableRecord,
     Store,
     Transaction,
 )
@@ -186,7 +186,7 @@ class TrailSealer:
         # Read and compress outside any write transaction: thousands of records must not
         # hold the write lock (on SQLite every call's record waits for it).
         with self.store.read() as tx:
-            rows = tx.unsealed_audit_events(self.policy.max_records)
+            rows = tx.unsealed_audit_records(self.policy.max_records)
             tip = tx.newest_audit_digest()
         if not rows:
             return None
@@ -268,7 +268,7 @@ class TrailSealer:
     def _seal(
         self,
         tx: Transaction,
-        rows: list[AuditEventRow],
+        rows: list[SealableRecord],
         tip: AuditFileRow | None,
         log_content: bytes,
     ) -> str:
@@ -347,7 +347,7 @@ class TrailSealer:
         return through
 
 
-def _log_file(rows: list[AuditEventRow]) -> bytes:
+def _log_file(rows: list[SealableRecord]) -> bytes:
     """The gzip CloudTrail log file of ``rows``, compressed as it is written: a batch of
     thousands of records is never held whole a second time, as text or as bytes."""
     out = io.BytesIO()

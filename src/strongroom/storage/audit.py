@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from strongroom.storage import schema
-from strongroom.storage.base import AuditEventRow, AuditFileRow, AuditQuery
+from strongroom.storage.base import AuditEventRow, AuditFileRow, AuditQuery, SealableRecord
 from strongroom.storage.execute import Executor
 
 _E = schema.audit_events
@@ -89,6 +89,15 @@ class AuditQueries:
     def unsealed_audit_events(self, limit: int) -> list[AuditEventRow]:
         stmt = sa.select(_E).where(_E.c.sealed_in.is_(None)).order_by(_E.c.seq).limit(limit)
         return [_event(r) for r in self.db.execute(stmt)]
+
+    def unsealed_audit_records(self, limit: int) -> list[SealableRecord]:
+        stmt = (
+            sa.select(_E.c.seq, _E.c.event_time, _E.c.record)
+            .where(_E.c.sealed_in.is_(None))
+            .order_by(_E.c.seq)
+            .limit(limit)
+        )
+        return [SealableRecord(seq, time, record) for seq, time, record in self.db.execute(stmt)]
 
     def unsealed_audit_count_reaches(self, count: int) -> bool:
         stmt = (

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
 
 class StorageError(Exception):
@@ -224,6 +224,14 @@ class AuditEventRow:
     aws_region: str | None = None  # the record's awsRegion: LookupEvents answers per region
     seq: int = 0  # assigned on insert
     sealed_in: int | None = None
+
+
+class SealableRecord(NamedTuple):
+    """An unsealed record as sealing reads it: only what a log file needs."""
+
+    seq: int
+    event_time: float
+    record: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -478,6 +486,9 @@ class Transaction(Protocol):
     def audit_events(self, query: AuditQuery) -> list[AuditEventRow]: ...
     def unsealed_audit_events(self, limit: int) -> list[AuditEventRow]:
         """The oldest records not yet in a log file, by position."""
+
+    def unsealed_audit_records(self, limit: int) -> list[SealableRecord]:
+        """What sealing needs of the oldest records not yet in a log file, by position."""
 
     def unsealed_audit_count_reaches(self, count: int) -> bool: ...
     def audit_events_sealed_in(self, sequence: int) -> list[AuditEventRow]: ...
