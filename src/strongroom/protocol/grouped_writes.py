@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from typing import Any, Final
-
-import anyio.to_thread
 
 # Most calls per group: bounds how long the first call of a group waits for the last.
 MOST_PER_GROUP: Final = 64
@@ -32,6 +31,7 @@ class GroupedWrites:
     ) -> None:
         self._group = group
         self._most = most
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="strongroom-write-group")
         self._queued: list[tuple[Callable[[], Any], asyncio.Future[Any]]] = []
         self._draining: asyncio.Task[None] | None = None
 
@@ -49,15 +49,19 @@ class GroupedWrites:
             while self._queued:
                 batch, self._queued = self._queued[: self._most], self._queued[self._most :]
                 try:
-                    results = await anyio.to_thread.run_sync(
-                        self._run_group, [call for call, _ in batch]
+                    results = await asyncio.get_running_loop().run_in_executor(
+                        self._thread, self._run_group, [call for call, _ in batch]
                     )
                 except BaseException as exc:
                     # Cancelled (the server stops), or a call raised what is no Exception:
                     # no call of this group or of the queue is answered by anyone else.
                     batch, self._queued = batch + self._queued, []
                     for _, future in batch:
-                        if not future.done():
+                        if future.done():
+                            continue
+                        if isinstance(exc, asyncio.CancelledError):
+                            future.cancel()
+                        else:
                             future.set_exception(exc)
                     raise
                 for (_, future), (result, error) in zip(batch, results, strict=True):
