@@ -56,6 +56,16 @@ class Server:
     clock: Clock
     data_dir: Path
     app: Any = field(repr=False)
+    uv: Any = field(default=None, repr=False)  # the uvicorn.Server, and its thread
+    thread: threading.Thread | None = field(default=None, repr=False)
+
+    def stop(self) -> None:
+        """Stop serving, wait for the app's shutdown (its background threads end with it),
+        then close the installation: nothing of the server outlives its test's database."""
+        self.uv.should_exit = True
+        if self.thread is not None:
+            self.thread.join(15)
+        self.installation.close()
 
     @property
     def cli_args(self) -> list[str]:
@@ -131,10 +141,19 @@ def start_server(data_dir: Path, **settings: Any) -> tuple[Server, uvicorn.Serve
         Settings(data_dir=data_dir, account_id=ACCOUNT_ID, **settings), environ
     )
     clock = Clock()
-    url, uv, _, app = serve_in_thread(
+    url, uv, thread, app = serve_in_thread(
         lambda url: build_app(installation, clock=clock, endpoint_url=url)
     )
-    return Server(url=url, installation=installation, clock=clock, data_dir=data_dir, app=app), uv
+    server = Server(
+        url=url,
+        installation=installation,
+        clock=clock,
+        data_dir=data_dir,
+        app=app,
+        uv=uv,
+        thread=thread,
+    )
+    return server, uv
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgres"])
@@ -147,10 +166,9 @@ def server(
         settings: dict[str, Any] = {}
         if request.param == "postgres":
             settings["database_url"] = stack.enter_context(fresh_postgres_database())
-        srv, uv = start_server(tmp_path_factory.mktemp("strongroom"), **settings)
+        srv, _ = start_server(tmp_path_factory.mktemp("strongroom"), **settings)
         yield srv
-        uv.should_exit = True
-        srv.installation.close()
+        srv.stop()
 
 
 _regions = itertools.count(1)

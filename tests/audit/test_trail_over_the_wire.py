@@ -857,10 +857,9 @@ def unaudited(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server
         settings: dict[str, Any] = {"audit": False}
         if request.param == "postgres":
             settings["database_url"] = stack.enter_context(fresh_postgres_database())
-        srv, uv = start_server(tmp_path / "data", **settings)
+        srv, _ = start_server(tmp_path / "data", **settings)
         yield srv
-        uv.should_exit = True
-        srv.installation.close()
+        srv.stop()
 
 
 def test_with_the_audit_off_nothing_is_recorded(unaudited):

@@ -25,7 +25,7 @@ def run(*args: str) -> tuple[int, str]:
 def installation(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A data dir where a server answered a few calls, then stopped."""
     data_dir = tmp_path_factory.mktemp("installation")
-    server, uv = start_server(data_dir)
+    server, _ = start_server(data_dir)
     try:
         client = server.client()
         client.create_secret(Name="app/db", SecretString="canary-value-1")
@@ -33,8 +33,7 @@ def installation(tmp_path_factory: pytest.TempPathFactory) -> Path:
         with pytest.raises(client.exceptions.ResourceNotFoundException):
             client.describe_secret(SecretId="missing")
     finally:
-        uv.should_exit = True
-    server.installation.close()
+        server.stop()
     return data_dir
 
 

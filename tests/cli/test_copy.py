@@ -76,11 +76,6 @@ def _iam(server: Server) -> Any:
     )
 
 
-def _stop(server: Server, uv: Any) -> None:
-    uv.should_exit = True
-    server.installation.close()
-
-
 def run(*args: str) -> Result:
     return CliRunner().invoke(cli, list(args), terminal_width=200)
 
@@ -208,12 +203,12 @@ def observe(server: Server) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def source(tmp_path_factory: pytest.TempPathFactory) -> Source:
     data_dir = tmp_path_factory.mktemp("source")
-    server, uv = start_server(data_dir)
+    server, _ = start_server(data_dir)
     try:
         reader = _populate(server, data_dir)
         state = observe(server)
     finally:
-        _stop(server, uv)
+        server.stop()
     return Source(data_dir=data_dir, reader=reader, state=state)
 
 
@@ -259,7 +254,7 @@ def test_a_copy_of_a_copy_serves_everything_the_source_served(
     # The middle copy takes new writes through a real server: new primary keys (PostgreSQL:
     # from sequences moved past the copied keys) must not collide with the copied ones.
     middle_url = middle if "://" in middle else _sqlite_url(Path(middle))
-    server, uv = start_server(
+    server, _ = start_server(
         tmp_path / "middle-node", database_url=middle_url, master_key_file=source.master_key
     )
     try:
@@ -275,7 +270,7 @@ def test_a_copy_of_a_copy_serves_everything_the_source_served(
         _settle_rotations(server)
         expected = observe(server)
     finally:
-        _stop(server, uv)
+        server.stop()
     assert expected["app/new"]["values"]
     assert len(expected["rotations"]) == 2
 
@@ -284,7 +279,7 @@ def test_a_copy_of_a_copy_serves_everything_the_source_served(
     assert result.exit_code == 0, result.output
     assert stat.S_IMODE((final / "strongroom.db").stat().st_mode) == 0o600
     assert not (final / "master.key").exists()  # keys are never copied
-    server, uv = start_server(final, master_key_file=source.master_key)
+    server, _ = start_server(final, master_key_file=source.master_key)
     try:
         assert observe(server) == expected
         sm = server.client(REGION)
@@ -302,7 +297,7 @@ def test_a_copy_of_a_copy_serves_everything_the_source_served(
             reader.get_secret_value(SecretId="other/token")
         assert denied.value.response["Error"]["Code"] == "AccessDeniedException"
     finally:
-        _stop(server, uv)
+        server.stop()
 
 
 def test_postgres_sequences_continue_past_the_copied_keys_and_tables_are_analyzed(
@@ -347,8 +342,8 @@ def test_copying_into_a_database_that_holds_data_is_refused_and_changes_nothing(
     source: Source, filled_target: str, tmp_path: Path
 ) -> None:
     other = tmp_path / "other"
-    server, uv = start_server(other)  # a different installation: one root key, its meta
-    _stop(server, uv)
+    server, _ = start_server(other)  # a different installation: one root key, its meta
+    server.stop()
     before = _dump(filled_target)
 
     result = copy(other, filled_target)
@@ -389,8 +384,8 @@ def test_compare_counts_pairs_tables_and_flags_differences() -> None:
 
 def test_a_source_migrated_by_a_newer_release_is_refused(tmp_path: Path) -> None:
     source = tmp_path / "newer"
-    server, uv = start_server(source)
-    _stop(server, uv)
+    server, _ = start_server(source)
+    server.stop()
     with sqlite3.connect(source / "strongroom.db") as conn:
         conn.execute("UPDATE alembic_version SET version_num = 'ffff_from_the_future'")
 
@@ -404,8 +399,8 @@ def test_a_source_migrated_by_a_newer_release_is_refused(tmp_path: Path) -> None
 
 def test_a_source_at_an_older_schema_is_refused(tmp_path: Path) -> None:
     source = tmp_path / "older"
-    server, uv = start_server(source)
-    _stop(server, uv)
+    server, _ = start_server(source)
+    server.stop()
     with sqlite3.connect(source / "strongroom.db") as conn:
         conn.execute("UPDATE alembic_version SET version_num = '0002'")
 
@@ -517,9 +512,9 @@ def test_records_a_crashed_server_left_in_its_journal_are_copied(tmp_path: Path)
     """Reads are recorded in a per-process journal before they reach the database
     (audit/journal.py): the copy of a data dir whose server died takes them along."""
     data_dir = tmp_path / "source"
-    server, uv = start_server(data_dir)
+    server, _ = start_server(data_dir)
     server.client(REGION).list_secrets()
-    _stop(server, uv)
+    server.stop()
     # What a killed process leaves: its lock file (no longer held) and a segment whose
     # records never reached the database.
     left = AuditEventRow(

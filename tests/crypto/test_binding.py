@@ -21,10 +21,9 @@ REGION = "us-west-2"
 
 @pytest.fixture(scope="module")
 def own_server(tmp_path_factory):
-    server, uv = start_server(tmp_path_factory.mktemp("binding"))
+    server, _ = start_server(tmp_path_factory.mktemp("binding"))
     yield server
-    uv.should_exit = True
-    server.installation.close()
+    server.stop()
 
 
 @pytest.fixture
