@@ -300,7 +300,7 @@ def user_identity(
         "principalId": principal.account_id if principal.is_root else principal.user_id,
         "arn": principal.arn,
         "accountId": principal.account_id,
-        "accessKeyId": principal.access_key_id or access_key_id,
+        "accessKeyId": identity_access_key(principal, access_key_id),
     }
     if principal.kind == "IAMUser":
         identity["userName"] = principal.user_name
