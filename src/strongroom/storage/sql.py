@@ -123,7 +123,8 @@ class SqlTransaction(IamQueries, RotationQueries, AuditQueries):
         if not rows:
             return None
         first = rows[0]
-        secret = _secret_values({name: getattr(first, f"s_{name}") for name in q.SECRET_FIELDS})
+        columns = q.STAGED_SECRET_COLUMNS  # (field, its prefixed label in the row)
+        secret = _secret_values({name: getattr(first, label) for name, label in columns})
         if first.v_pk is None:
             return secret, None
         return secret, _version(first, [row.held_stage for row in rows], prefix="v_")

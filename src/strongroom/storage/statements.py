@@ -76,6 +76,7 @@ STAGED_BY_NAME = _staged(
     )
 )
 STAGED_BY_ARN = _staged(_S.c.arn == _p("arn"))
+STAGED_SECRET_COLUMNS = tuple((name, f"s_{name}") for name in SECRET_FIELDS)
 LABELS_OF_SECRET = (
     sa.select(_V.c.version_id, _L.c.stage)
     .join(_V, _V.c.pk == _L.c.version_pk)
