@@ -1,28 +1,21 @@
-"""``strongroom serve --workers N``: N worker processes, each listening on a socket of its own.
+"""``strongroom serve --workers N``: N worker processes behind one listening socket.
 
-Why not uvicorn's ``--workers``
--------------------------------
-uvicorn's supervisor binds one socket and every worker accepts from it. Whichever worker's
-event loop wakes first takes every connection waiting (libuv accepts until none is left),
-so a client that opens its connections together can land most of them, or all, on one
-worker: the bench saw 32 connections of 32 on one worker, which then served everything on
-one core while the other core idled, at half the throughput. Here each worker listens on
-its own socket bound with ``SO_REUSEPORT``, and the kernel spreads new connections across
-the sockets by a hash of their addresses. No library does this for uvicorn (gunicorn's
-``reuse_port`` sets the option on the one socket its workers share), hence this module.
+The supervisor is small: the standard library only (no multiprocessing resource tracker, no
+copy of the application), about 14 MiB where uvicorn's took about 40. uvicorn's own
+``--workers`` share one listening socket, and whichever worker's event loop wakes first
+takes every connection waiting (libuv accepts until none is left): the bench saw 32
+connections of 32 on one worker, which then served everything on one core.
 
-The supervisor itself is small: the standard library only (no multiprocessing resource
-tracker, no copy of the application), about 14 MiB where uvicorn's took about 40. It also
-makes the workers' audit journals durable (``audit/syncer.py``: one thread per worker).
-
-- Before starting workers it binds the address once without ``SO_REUSEPORT``: anything
-  already listening there (another Strongroom included) makes that fail, so a second server
-  on a taken port is refused rather than silently sharing its connections.
+- It listens itself and hands each connection to the workers in turn (``handoff.py``: why
+  not a socket per worker with ``SO_REUSEPORT``). Its bind is the check that the port is
+  free: anything already listening there (another Strongroom included) makes it fail.
+- It makes the workers' audit journals durable (``audit/syncer.py``: one thread per worker).
 - A worker that dies is replaced; one that dies within seconds of starting, five times in
   a row, ends the server (it cannot start: a bad setting, a database down).
-- SIGINT or SIGTERM: every worker is told SIGTERM (uvicorn's graceful shutdown: answers in
-  progress finish, the audit journal is written out), then the supervisor exits. A worker
-  also ends when the supervisor's pipe closes, so none outlives a supervisor killed with -9.
+- SIGINT or SIGTERM: it stops accepting, every worker is told SIGTERM (uvicorn's graceful
+  shutdown: answers in progress finish, the audit journal is written out), then the
+  supervisor exits. A worker also ends when the supervisor's pipe closes, so none outlives
+  a supervisor killed with -9.
 """
 
 from __future__ import annotations
@@ -41,6 +34,7 @@ from types import FrameType
 from typing import Final
 
 from strongroom import sync_child
+from strongroom.handoff import HANDOFF_FD_VARIABLE, Dispatcher, listen
 from strongroom.sync_child import SYNC_FD_VARIABLE
 
 logger = logging.getLogger("strongroom.supervisor")
@@ -60,35 +54,10 @@ def address(host: str, port: int) -> tuple[socket.AddressFamily, tuple[str, int]
     return family, (str(sockaddr[0]), int(sockaddr[1]))
 
 
-def listening_socket(host: str, port: int) -> socket.socket:
-    """A socket listening on ``host:port`` beside the other workers' (``SO_REUSEPORT``)."""
-    family, sockaddr = address(host, port)
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind(sockaddr)
-    sock.listen(_BACKLOG)
-    return sock
-
-
-def ensure_free(host: str, port: int) -> None:
-    """Raises OSError (EADDRINUSE) when anything listens on ``host:port`` already."""
-    family, sockaddr = address(host, port)
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is no owner
-        probe.bind(sockaddr)
-
-
-def free_port(host: str) -> int:
-    family, sockaddr = address(host, 0)
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.bind(sockaddr)
-        return int(probe.getsockname()[1])
-
-
 class Supervisor:
-    def __init__(self, workers: int, argv: list[str]) -> None:
+    def __init__(self, workers: int, argv: list[str], dispatcher: Dispatcher) -> None:
         self.argv = argv  # how to start one worker
+        self.dispatcher = dispatcher
         self.workers: list[tuple[subprocess.Popen[bytes], float]] = []
         self.count = workers
         self.stopping = False
@@ -98,6 +67,7 @@ class Supervisor:
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, self._stop)
         self.workers = [self._start() for _ in range(self.count)]
+        self.dispatcher.start()  # connections that came meanwhile wait in the backlog
         failed = False
         while not self.stopping:
             time.sleep(0.5)  # a signal ends the sleep early
@@ -111,15 +81,24 @@ class Supervisor:
         # The worker's audit journal is synced here, by a thread of this process, over a
         # socket pair: the supervisor has nothing else to do (audit/syncer.py).
         ours, theirs = socket.socketpair()
+        handoff = self.dispatcher.channel()
         # Two malloc arenas rather than glibc's default of eight per core: a worker's threads
         # (event loop, database, audit) otherwise each grow an arena of their own, which
         # measured about 6 MiB more resident memory per worker for no throughput.
-        env = {"MALLOC_ARENA_MAX": "2"} | os.environ | {SYNC_FD_VARIABLE: str(theirs.fileno())}
+        env = (
+            {"MALLOC_ARENA_MAX": "2"}
+            | os.environ
+            | {SYNC_FD_VARIABLE: str(theirs.fileno()), HANDOFF_FD_VARIABLE: str(handoff.fileno())}
+        )
         # stdin: a pipe only this process holds open; its end tells the worker to stop.
         process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            self.argv, stdin=subprocess.PIPE, env=env, pass_fds=(theirs.fileno(),)
+            self.argv,
+            stdin=subprocess.PIPE,
+            env=env,
+            pass_fds=(theirs.fileno(), handoff.fileno()),
         )
         theirs.close()
+        handoff.close()  # the worker's alone now: a send to a dead worker fails at once
         threading.Thread(target=_sync_for, args=(ours,), daemon=True).start()
         return process, time.monotonic()
 
@@ -142,6 +121,8 @@ class Supervisor:
         return False
 
     def _stop(self, _signum: int = signal.SIGTERM, _frame: FrameType | None = None) -> None:
+        if not self.stopping:
+            self.dispatcher.stop()
         self.stopping = True
         for process, _ in self.workers:
             if process.poll() is None:
@@ -172,14 +153,15 @@ def _close_pipe(process: subprocess.Popen[bytes]) -> None:
 
 
 def run_worker() -> None:
-    """One worker: the application on a socket of its own, until told to stop."""
+    """One worker: the application, on the connections handed to it, until told to stop."""
     import uvicorn  # noqa: PLC0415 - only workers need it: the supervisor stays small
 
     from strongroom import settings as settings_module  # noqa: PLC0415
     from strongroom.app import app_from_environment  # noqa: PLC0415
+    from strongroom.handed_server import HandedServer  # noqa: PLC0415
 
     settings = settings_module.load({})
-    sock = listening_socket(settings.host, settings.port)
+    channel = socket.socket(fileno=int(os.environ[HANDOFF_FD_VARIABLE]))
     _end_with_supervisor()
     config = uvicorn.Config(
         app_from_environment(),
@@ -187,7 +169,7 @@ def run_worker() -> None:
         access_log=False,  # requests are logged by strongroom.http, without bodies
         server_header=False,
     )
-    uvicorn.Server(config).run(sockets=[sock])
+    HandedServer(config, channel).run(sockets=[])  # no listener of its own
 
 
 def _end_with_supervisor() -> None:
@@ -212,16 +194,16 @@ def main(argv: list[str] | None = None) -> int:
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     try:
-        if args.port == 0:  # one port the kernel picks, for every worker (and their URLs)
-            args.port = free_port(args.host)
-            os.environ["STRONGROOM_PORT"] = str(args.port)
-            logger.info("listening on port %d", args.port)
-        ensure_free(args.host, args.port)
+        listener = listen(*address(args.host, args.port), _BACKLOG)
     except OSError as exc:
         logger.error("cannot listen on %s port %d: %s", args.host, args.port, exc.strerror)  # noqa: TRY400 - no traceback for a taken port
         return 1
+    if args.port == 0:  # the port the kernel picked, for every worker (and their URLs)
+        args.port = int(listener.getsockname()[1])
+        os.environ["STRONGROOM_PORT"] = str(args.port)
+        logger.info("listening on port %d", args.port)
     worker = [sys.executable, "-m", "strongroom.supervisor"]
-    return Supervisor(args.workers, worker).run()
+    return Supervisor(args.workers, worker, Dispatcher(listener)).run()
 
 
 if __name__ == "__main__":
