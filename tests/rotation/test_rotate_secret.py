@@ -22,6 +22,7 @@ from tests.rotation.helpers import function_arn, register_function, rotation_row
 from strongroom.cli.main import main as cli
 from strongroom.operations.rotation import CANNOT_INVOKE, NO_FUNCTION, PREVIOUS_INCOMPLETE
 from strongroom.rotation.engine import BACKOFF
+from strongroom.storage.base import AuditQuery
 
 pytestmark = pytest.mark.slow
 
@@ -108,7 +109,8 @@ def _stages(client: Any, secret_id: str) -> dict[str, list[str]]:
 
 def _settled(server: Server, version_id: str) -> Any:
     row = rotation_row(server, version_id)
-    return row if row is not None and row.state in {"succeeded", "failed", "cancelled"} else None
+    ended = {"succeeded", "failed", "cancelled", "abandoned"}
+    return row if row is not None and row.state in ended else None
 
 
 def _engine(server: Server) -> Any:
@@ -228,6 +230,90 @@ def test_cancel_stops_a_rotation_in_progress(client, server, function, control):
     again = client.rotate_secret(SecretId="db/cancel")
     row = wait_for(lambda: _settled(server, again["VersionId"]), "the rotation after cancelling")
     assert row.state == "succeeded"
+
+
+def _service_events(server: Server, name: str) -> list[dict[str, Any]]:
+    """The service events recorded about secret ``name``, oldest first."""
+    query = AuditQuery(equals=(("resource_name", name),), newest_first=False, limit=1000)
+    with server.installation.store.read() as tx:
+        records = [json.loads(row.record) for row in tx.audit_events(query)]
+    return [r for r in records if r["eventType"] == "AwsServiceEvent"]
+
+
+def test_a_value_put_by_hand_abandons_a_rotation_in_progress(client, server, function, control):
+    created = client.create_secret(Name="db/abandon", SecretString="v0")
+    (control / "block-setSecret").touch()
+    token = client.rotate_secret(SecretId="db/abandon", RotationLambdaARN=function)["VersionId"]
+    pid = int(wait_for(lambda: _read(control / "setSecret.pid"), "setSecret to start"))
+
+    put = client.put_secret_value(SecretId="db/abandon", SecretString="set by hand")
+    wait_for(lambda: not _alive(pid), "the function's process to be stopped", timeout=10)
+    assert rotation_row(server, token).state == "abandoned"
+    # AWSPENDING is off the rotation's version (now unlabelled, hence deprecated), so the
+    # next rotation may start: AWS does the same and records RotationAbandoned.
+    assert _stages(client, "db/abandon") == {
+        put["VersionId"]: ["AWSCURRENT"],
+        created["VersionId"]: ["AWSPREVIOUS"],
+    }
+    assert client.get_secret_value(SecretId="db/abandon")["SecretString"] == "set by hand"
+    events = _service_events(server, "db/abandon")
+    assert [e["eventName"] for e in events] == ["RotationStarted", "RotationAbandoned"]
+    arn = created["ARN"]
+    assert events[1]["requestID"] == f"Rotation-{arn}-{token}"  # the rotation it ends
+    assert events[1]["additionalEventData"] == {"SecretId": arn}
+
+    (control / "block-setSecret").unlink()
+    again = client.rotate_secret(SecretId="db/abandon")  # not "A previous rotation isn't complete"
+    row = wait_for(lambda: _settled(server, again["VersionId"]), "the next rotation")
+    assert row.state == "succeeded"
+    assert rotation_row(server, token).state == "abandoned"  # its engine left it so
+    names = [e["eventName"] for e in _service_events(server, "db/abandon")]
+    assert names == ["RotationStarted", "RotationAbandoned", "RotationStarted", "RotationSucceeded"]
+
+
+def test_a_value_put_under_another_label_abandons_nothing(client, server, function, control):
+    created = client.create_secret(Name="db/keep-going", SecretString="v0")
+    (control / "block-setSecret").touch()
+    token = client.rotate_secret(SecretId="db/keep-going", RotationLambdaARN=function)["VersionId"]
+    wait_for(lambda: _read(control / "setSecret.pid"), "setSecret to start")
+    staged = client.put_secret_value(
+        SecretId="db/keep-going", SecretString="staged", VersionStages=["NEXT"]
+    )
+    assert _stages(client, "db/keep-going")[token] == ["AWSPENDING"]
+    (control / "release-setSecret").touch()
+    row = wait_for(lambda: _settled(server, token), "the rotation")
+    assert row.state == "succeeded"
+    assert _stages(client, "db/keep-going") == {
+        token: ["AWSCURRENT"],
+        created["VersionId"]: ["AWSPREVIOUS"],
+        staged["VersionId"]: ["NEXT"],
+    }
+    names = [e["eventName"] for e in _service_events(server, "db/keep-going")]
+    assert names == ["RotationStarted", "RotationSucceeded"]
+
+
+def test_a_value_put_by_hand_clears_what_a_cancelled_rotation_left(
+    client, server, function, control
+):
+    client.create_secret(Name="db/left", SecretString="v0")
+    (control / "block-setSecret").touch()
+    token = client.rotate_secret(SecretId="db/left", RotationLambdaARN=function)["VersionId"]
+    wait_for(lambda: _read(control / "setSecret.pid"), "setSecret to start")
+    client.cancel_rotate_secret(SecretId="db/left")
+    wait_for(lambda: _settled(server, token), "the cancellation")
+    assert _stages(client, "db/left")[token] == ["AWSPENDING"]
+
+    updated = client.update_secret(SecretId="db/left", SecretString="set by hand")
+    assert token not in _stages(client, "db/left")
+    assert rotation_row(server, token).state == "cancelled"  # ended already: stays as it was
+    events = _service_events(server, "db/left")
+    assert [e["eventName"] for e in events] == ["RotationStarted", "RotationAbandoned"]
+    assert events[1]["requestID"] == f"Rotation-{updated['ARN']}-{token}"
+    (control / "block-setSecret").unlink()
+    again = client.rotate_secret(SecretId="db/left", RotationLambdaARN=function)
+    assert wait_for(lambda: _settled(server, again["VersionId"]), "a new rotation").state == (
+        "succeeded"
+    )
 
 
 def test_a_failing_step_is_retried_with_backoff_then_given_up(

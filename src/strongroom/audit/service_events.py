@@ -13,15 +13,14 @@ Where each event comes from:
 
 - RotationStarted, RotationSucceeded, RotationFailed: the rotation engine
   (`rotation.engine`), as its first attempt begins, as it completes, as it fails for good;
+- RotationAbandoned: PutSecretValue or UpdateSecret storing a new AWSCURRENT value while
+  another version holds AWSPENDING (`operations.versions`), which takes AWSPENDING off it;
 - StartSecretVersionDelete, CancelSecretVersionDelete: DeleteSecret with a recovery window
   and RestoreSecret (`operations.lifecycle`), in the call's own transaction beside the call's
   own record, as AWS writes both;
 - EndSecretVersionDelete: wherever a secret's rows are removed: the background purge
   (`worker`), CreateSecret taking a name whose recovery window is over, and DeleteSecret with
   ForceDeleteWithoutRecovery (`operations.lifecycle`).
-
-RotationAbandoned is built like the others but nothing emits it yet: a new AWSCURRENT put by
-hand does not end a rotation in Strongroom (the rotation runs on and fails in finishSecret).
 
 The record's shape follows the published Secrets Manager service events ("Log AWS Secrets
 Manager events with AWS CloudTrail"; RotationSucceeded and RotationFailed records AWS

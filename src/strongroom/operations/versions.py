@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 
+from strongroom.audit.service_events import record_service_event, rotation_request_id
 from strongroom.domain import stages
 from strongroom.errors import LimitExceededException, ResourceExistsException
 from strongroom.operations.context import Context, SecretValue, open_value, seal_value
@@ -68,12 +69,51 @@ def store_value(
         tx.set_version_value(existing.pk, sealed, key_id)
     versions = tx.versions(secret.pk)
     labels = stages.put_value(label_map(versions), token, requested)
+    _abandon_rotation(ctx, tx, secret, labels, token, now=now)
     write_labels(tx, secret, labels, versions)
     prune_versions(tx, secret, labels, versions, now)
     tx.update_secret(secret.pk, last_changed_at=now)
     if "AWSCURRENT" in labels[token]:
         reschedule_after_manual_change(tx, secret, now)
     return stages.sorted_stages(labels[token]), True
+
+
+def _abandon_rotation(
+    ctx: Context,
+    tx: Transaction,
+    secret: SecretRow,
+    labels: dict[str, set[str]],
+    new_version: str,
+    *,
+    now: float,
+) -> None:
+    """A new AWSCURRENT value stored by hand while another version holds AWSPENDING abandons
+    that rotation, as AWS does ("Logging AWS Secrets Manager events with AWS CloudTrail":
+    RotationAbandoned): AWSPENDING comes off that version, so that the next rotation can
+    start, and the event is recorded. A rotation still running is stopped. UNCONFIRMED: that
+    a value put under another label (a rotation function's own createSecret) abandons
+    nothing; AWS's text speaks of a new version created by hand, which such a put is not.
+    """
+    if stages.AWSCURRENT not in labels[new_version]:
+        return
+    pending = stages.holder(labels, stages.AWSPENDING)
+    if pending is None or pending == new_version:
+        return
+    labels[pending].discard(stages.AWSPENDING)
+    active = tx.active_rotation(secret.pk)
+    if active is not None:
+        tx.update_rotation(
+            active.pk, state="abandoned", finished_at=now, error="abandoned", lease_owner=None
+        )
+        if ctx.wake_rotations is not None:
+            ctx.later.append(ctx.wake_rotations)  # the engine stops a step in flight at once
+    record_service_event(
+        tx,
+        "RotationAbandoned",
+        secret,
+        event_time=now,
+        request_id=rotation_request_id(secret.arn, pending),
+    )
 
 
 def prune_versions(

@@ -15,8 +15,9 @@ with the empty AWSPENDING version beside it. This engine, a thread of every serv
    the secret being rotated, then the four steps (only testSecret for RotateImmediately=false),
    each in the function's own process (``rotation.invoke``), each recorded with its outcome
    and output (secret values masked);
-4. between steps re-reads the row: CancelRotateSecret marks it "cancelled", and a step in
-   flight is killed at once (``wake`` makes the engine notice);
+4. between steps re-reads the row: CancelRotateSecret marks it "cancelled" (a new AWSCURRENT
+   value stored by hand, "abandoned": ``operations.versions``), and a step in flight is
+   killed at once (``wake`` makes the engine notice);
 5. on success sets LastRotatedDate and the next schedule and takes AWSPENDING off the new
    current version; on failure leaves AWSCURRENT and AWSPENDING as they are and retries with
    backoff, a bounded number of times;
@@ -73,6 +74,7 @@ MAX_OUTPUT = 64 * 1024
 # brings them back), so the batch is larger than the starts a tick makes.
 SCHEDULE_BATCH = 500
 CANCEL_POLL = 0.5
+STOPPED = frozenset({"cancelled", "abandoned"})  # states a caller put a rotation in
 CANCELLED, TAKEN_OVER = (
     "cancelled",
     "taken over by another process",
@@ -222,7 +224,7 @@ class RotationEngine:
         with self.store.read() as tx:
             for pk, cancel in running.items():
                 row = tx.rotation(pk)
-                if row is None or row.state == "cancelled":
+                if row is None or row.state in STOPPED:
                     cancel.set()
 
     # -- one rotation attempt ------------------------------------------------------------------
@@ -306,7 +308,7 @@ class RotationEngine:
                 lease_until = self.clock() + LEASE + spec.timeout
                 if not tx.renew_rotation(rotation.pk, self.node, lease_until, step=step):
                     row = tx.rotation(rotation.pk)
-                    return CANCELLED if row is None or row.state == "cancelled" else TAKEN_OVER
+                    return CANCELLED if row is None or row.state in STOPPED else TAKEN_OVER
             event = {
                 "Step": step,
                 "SecretId": secret.arn,
@@ -370,7 +372,7 @@ class RotationEngine:
             if row is None or row.state != "running" or row.lease_owner != self.node:
                 # Cancelled, or this process was paused past its lease and another took the
                 # rotation over: the rotation is no longer this process's to finish.
-                why = "was cancelled" if row is None or row.state == "cancelled" else "moved on"
+                why = "was stopped" if row is None or row.state in STOPPED else "moved on"
                 logger.info("rotation %d %s; this process leaves it", rotation.pk, why)
                 return
             if outcome is None:

@@ -278,7 +278,8 @@ rotations = sa.Table(
     sa.Column("version_id", sa.String(64), nullable=False),
     sa.Column("function_arn", sa.String(2048), nullable=False),
     sa.Column("immediately", sa.Boolean, nullable=False),
-    sa.Column("state", sa.String(16), nullable=False),  # pending|running|succeeded|failed|cancelled
+    # pending|running|succeeded|failed|cancelled|abandoned
+    sa.Column("state", sa.String(16), nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("step", sa.String(16)),  # the step running, or the last one run
     sa.Column("error", sa.Text),
