@@ -10,7 +10,7 @@ Actors (all in account 123456789012):
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -30,6 +30,7 @@ from strongroom.audit import (
     service_event,
     user_identity,
 )
+from strongroom.audit.records import java_date
 from strongroom.audit.redaction import cloudtrail_key, redact
 from strongroom.domain.principal import Principal, root_principal
 
@@ -285,7 +286,7 @@ def test_iam_create_access_key_records_the_key_id_but_never_the_secret_key():
             "userName": "alice",
             "accessKeyId": "AKIANEWKEY0000000001",
             "status": "Active",
-            "createDate": "2026-11-28T11:27:19Z",
+            "createDate": "Nov 28, 2026 11:27:19 AM",  # as IAM's delivered records write it
         }
     }
 
@@ -321,9 +322,27 @@ def test_sts_assume_role_records_the_session_but_not_its_secret_key_or_token():
         "durationSeconds": 900,
     }
     assert record["responseElements"] == {
-        "credentials": {"accessKeyId": "ASIADEPLOYER0000001", "expiration": "2026-11-28T11:42:19Z"},
+        "credentials": {
+            "accessKeyId": "ASIADEPLOYER0000001",
+            "expiration": "Nov 28, 2026 11:42:19 AM",
+        },
         "assumedRoleUser": {"assumedRoleId": "AROADEPLOYER0000001:build-42", "arn": DEPLOYER.arn},
     }
+
+
+@pytest.mark.parametrize(
+    ("moment", "text"),
+    [
+        (datetime(2024, 7, 30, 21, 53, 13, tzinfo=UTC), "Jul 30, 2024 9:53:13 PM"),
+        (datetime(2020, 7, 28, 3, 47, 25, tzinfo=UTC), "Jul 28, 2020 3:47:25 AM"),
+        (datetime(2026, 1, 5, 0, 0, 7, tzinfo=UTC), "Jan 5, 2026 12:00:07 AM"),  # midnight
+        (datetime(2026, 12, 31, 12, 30, 0, tzinfo=UTC), "Dec 31, 2026 12:30:00 PM"),  # noon
+        (datetime(2026, 3, 1, 23, 59, 59), "Mar 1, 2026 11:59:59 PM"),  # noqa: DTZ001 - UTC
+        (datetime(2026, 3, 2, 1, tzinfo=timezone(timedelta(hours=2))), "Mar 1, 2026 11:00:00 PM"),
+    ],
+)
+def test_iam_dates_read_as_in_cloudtrail(moment, text):
+    assert java_date(moment) == text
 
 
 def test_a_read_only_call_records_no_response():

@@ -24,6 +24,7 @@ import os
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ from tests.conftest import ACCOUNT_ID, ROOT_KEY_ID, ROOT_SECRET, Server, start_s
 from tests.postgres import fresh_postgres_database
 from tests.test_no_plaintext import forms
 
+from strongroom.audit.records import java_date
 from strongroom.storage import schema
 from strongroom.storage.base import AuditQuery
 
@@ -443,6 +445,9 @@ def test_create_access_key_is_recorded_without_the_secret_key(server, trail, iam
     assert record["responseElements"]["accessKey"]["accessKeyId"] == key["AccessKeyId"]
     assert "secretAccessKey" not in record["responseElements"]["accessKey"]
     assert key["SecretAccessKey"] not in json.dumps(record)
+    # Its date as IAM's records write dates ("Jul 30, 2024 9:53:13 PM"), not epoch seconds.
+    created = key["CreateDate"].astimezone(UTC)
+    assert record["responseElements"]["accessKey"]["createDate"] == java_date(created)
 
 
 # -- canaries: no secret material in the trail ----------------------------------------------

@@ -27,6 +27,7 @@ import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from strongroom.audit.redaction import (
@@ -340,8 +341,33 @@ def _response_elements(facts: CallFacts) -> tuple[dict[str, Any] | None, frozens
     )
     if not recorded:
         return None, withheld_texts(facts.response)
-    cleaned, withheld = redact(facts.response)
+    dates = java_date if facts.event_source in _JAVA_DATES else None
+    cleaned, withheld = redact(facts.response, dates=dates)
     return (cleaned or None), withheld
+
+
+# IAM and STS write the dates of their responseElements as Java's default date text in
+# English, in UTC: "createDate": "Jul 30, 2024 9:53:13 PM" in CreateAccessKey, CreateUser and
+# CreateRole records as delivered. (AWS's IAM guide shows STS's "expiration" both so and as
+# "Oct 2, 2019, 11:12:29 PM"; the delivered records seen have no comma before the time.)
+_JAVA_DATES: Final = frozenset({"iam.amazonaws.com", "sts.amazonaws.com"})
+_MONTHS: Final = (
+    *("Jan", "Feb", "Mar", "Apr", "May", "Jun"),
+    *("Jul", "Aug", "Sep", "Oct", "Nov", "Dec"),
+)
+
+
+def java_date(moment: datetime) -> str:
+    """``moment`` as IAM's records write dates: "Jul 30, 2024 9:53:13 PM" (UTC, English)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)  # naive datetimes in Strongroom are UTC
+    moment = moment.astimezone(UTC)
+    hour = moment.hour % 12 or 12
+    half = "AM" if moment.hour < 12 else "PM"  # noqa: PLR2004 - noon
+    return (
+        f"{_MONTHS[moment.month - 1]} {moment.day}, {moment.year} "
+        f"{hour}:{moment.minute:02d}:{moment.second:02d} {half}"
+    )
 
 
 def _tls_details(tls: TlsDetails) -> dict[str, str]:

@@ -21,7 +21,7 @@ import functools
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -150,14 +150,17 @@ def cloudtrail_key(name: str) -> str:
     return name[:size].lower() + name[size:]
 
 
-def redact(value: Any, *, rename: bool = True) -> tuple[Any, frozenset[str]]:
+def redact(
+    value: Any, *, rename: bool = True, dates: Callable[[datetime], str] | None = None
+) -> tuple[Any, frozenset[str]]:
     """(`value` with every withheld member left out, the texts that were withheld).
 
     Mappings keep their non-withheld members (renamed to CloudTrail's keys unless `rename`
-    is false), lists keep their items, datetimes become ISO 8601 UTC, bytes are dropped.
+    is false), lists keep their items, datetimes become text (`dates`, else ISO 8601 UTC),
+    bytes are dropped.
     """
     withheld: set[str] = set()
-    cleaned = _clean(value, withheld, rename=rename)
+    cleaned = _clean(value, withheld, rename=rename, dates=dates or iso_time)
     return (None if cleaned is _DROP else cleaned), frozenset(withheld)
 
 
@@ -225,7 +228,9 @@ _DROP: Final = _Drop()
 _PLAIN: Final = frozenset({str, int, float, bool, type(None)})
 
 
-def _clean(value: Any, withheld: set[str], *, rename: bool) -> Any:  # noqa: PLR0911 - by type
+def _clean(  # noqa: PLR0911 - by type
+    value: Any, withheld: set[str], *, rename: bool, dates: Callable[[datetime], str]
+) -> Any:
     if type(value) in _PLAIN:  # most members: checked first, without the ABC checks below
         return value
     if isinstance(value, dict | Mapping):
@@ -235,18 +240,18 @@ def _clean(value: Any, withheld: set[str], *, rename: bool) -> Any:  # noqa: PLR
             if is_withheld(name):
                 _collect(item, withheld)
                 continue
-            cleaned = _clean(item, withheld, rename=rename)
+            cleaned = _clean(item, withheld, rename=rename, dates=dates)
             if cleaned is not _DROP:
                 out[cloudtrail_key(name) if rename else name] = cleaned
         return out
     if isinstance(value, list | tuple | set | frozenset):
-        items = (_clean(item, withheld, rename=rename) for item in value)
+        items = (_clean(item, withheld, rename=rename, dates=dates) for item in value)
         return [item for item in items if item is not _DROP]
     if isinstance(value, bytes | bytearray | memoryview):
         _collect(value, withheld)
         return _DROP
     if isinstance(value, datetime):
-        return iso_time(value)
+        return dates(value)
     if value is None or isinstance(value, str | bool | int | float):
         return value
     return str(value)

@@ -103,6 +103,9 @@ class CallAudit:
     principal: Principal | None = None
     request: Mapping[str, Any] | None = None
     read_only: bool = False
+    # The response as the record should see it: IAM and STS results carry dates as epoch
+    # seconds, which only their model tells from other numbers (``QueryOperation``).
+    response_view: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None
 
     def row(
         self,
@@ -113,6 +116,8 @@ class CallAudit:
     ) -> AuditEventRow:
         """The call's record, ready to insert."""
         access_key_id, region = None, self.region
+        if response is not None and self.response_view is not None:
+            response = self.response_view(response)
         if self.principal is None:  # refused: the caller is known by what it claimed
             access_key_id, claimed = credential_scope(self.authorization)
             region = region or claimed

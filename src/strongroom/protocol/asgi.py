@@ -404,6 +404,7 @@ class Frontend:
             lane = handler.lane(service.name, action)
             if call is not None:
                 call.request, call.read_only = parsed, lane != "write"
+                call.response_view = operation.typed_output  # its dates, as dates
             outcome = await self._run(lane, handler.run, caller, service.name, action, parsed, call)
             status, body = 200, operation.serialize_output(outcome.result, request_id)
             code = "-"

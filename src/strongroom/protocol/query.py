@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from botocore.loaders import Loader
-from botocore.model import OperationModel
+from botocore.model import OperationModel, Shape
 from botocore.model import ServiceModel as BotocoreServiceModel
 
 from strongroom.errors import MalformedQueryString
@@ -35,7 +35,7 @@ from strongroom.protocol.query_input import (
     fold,
     raise_violations,
 )
-from strongroom.protocol.query_output import OutputCompiler, escape
+from strongroom.protocol.query_output import OutputCompiler, escape, with_datetimes
 
 _XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>\n'
 
@@ -48,12 +48,15 @@ class QueryOperation:
         parse: Parse | None,
         write: Callable[[list[str], Mapping[str, Any]], None] | None,
         result_tag: str,
+        *,
+        output: Shape | None = None,
     ) -> None:
         self.name = name
         self._xmlns = xmlns
         self._parse = parse
         self._write = write
         self._result_tag = result_tag
+        self._output = output
 
     def parse_input(self, form: Mapping[str, str]) -> dict[str, Any]:
         """The decoded form (without Action and Version) -> members by model name, typed.
@@ -67,6 +70,10 @@ class QueryOperation:
         result = self._parse(fold(form), errors)
         raise_violations(errors)
         return {} if result is ABSENT else dict(result)
+
+    def typed_output(self, result: Mapping[str, Any]) -> Mapping[str, Any]:
+        """``result`` with its timestamps as datetimes, as the audit record wants them."""
+        return result if self._output is None else with_datetimes(result, self._output)
 
     def serialize_output(self, result: Mapping[str, Any], request_id: str) -> bytes:
         out = [_XML_DECLARATION, f'<{self.name}Response xmlns="{self._xmlns}">']
@@ -103,7 +110,8 @@ class QueryService:
         output = op.output_shape
         write = outputs.members(output) if output is not None else None
         wrapper = output.serialization.get("resultWrapper") if output is not None else None
-        return QueryOperation(op.name, self.xmlns, parse, write, wrapper or f"{op.name}Result")
+        tag = wrapper or f"{op.name}Result"
+        return QueryOperation(op.name, self.xmlns, parse, write, tag, output=output)
 
     @classmethod
     def load(cls, service: str) -> QueryService:

@@ -87,6 +87,25 @@ def _name(shape: Shape, default: str) -> str:
     return name
 
 
+def with_datetimes(value: Any, shape: Shape) -> Any:
+    """``value`` with each member the model types as a timestamp made an aware datetime (the
+    operations give epoch seconds): for the audit record, which writes dates as text."""
+    kind = shape.type_name
+    if kind == "timestamp" and isinstance(value, int | float) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value, UTC)
+    if kind == "structure" and isinstance(value, Mapping):
+        members = shape.members
+        return {
+            name: with_datetimes(item, members[name]) if name in members else item
+            for name, item in value.items()
+        }
+    if kind == "list" and isinstance(value, list | tuple):
+        return [with_datetimes(item, shape.member) for item in value]
+    if kind == "map" and isinstance(value, Mapping):
+        return {key: with_datetimes(item, shape.value) for key, item in value.items()}
+    return value
+
+
 class OutputCompiler:
     """Turns output shapes into writers; structures are compiled once and shared."""
 
