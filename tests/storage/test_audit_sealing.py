@@ -29,7 +29,7 @@ from strongroom.audit.sealing import (
 from strongroom.crypto.envelope import Sealer
 from strongroom.crypto.keys import Keyring, LocalMasterKey
 from strongroom.storage import schema
-from strongroom.storage.base import AuditEventRow, AuditFileRow
+from strongroom.storage.base import AuditEventRow, AuditFileRow, SealableRecord
 from strongroom.storage.sql import SqlStore
 
 SEALER = Sealer(Keyring(LocalMasterKey.generate()))
@@ -362,3 +362,14 @@ def test_a_record_committed_late_inside_the_range_waits_for_the_next_seal(
     report = check(store, trail)
     assert report.ok, report.problems
     assert report.records == 3
+
+
+@pytest.mark.parametrize("count", [0, 1, 255, 256, 257, 700])
+def test_a_log_file_holds_every_record_in_order_however_many_writes_it_takes(count: int) -> None:
+    rows = [
+        SealableRecord(n, START + n, json.dumps({"eventID": f"e{n}", "n": n})) for n in range(count)
+    ]
+    content = _log_file(rows)
+    assert json.loads(gzip.decompress(content)) == {
+        "Records": [{"eventID": f"e{n}", "n": n} for n in range(count)]
+    }

@@ -40,6 +40,32 @@ _FILTER_COLUMNS = {
 }
 
 
+# The sealer's statements (run every second, and thousands of records at a time) are built
+# once and compiled once per dialect, like the hot paths' (``storage.statements``): compiling
+# them on each call cost a seal about as much CPU as compressing its log file.
+_UNSEALED = _E.c.sealed_in.is_(None)
+_UNSEALED_RECORDS = (
+    sa.select(_E.c.seq, _E.c.event_time, _E.c.record)
+    .where(_UNSEALED)
+    .order_by(_E.c.seq)
+    .limit(sa.bindparam("limit"))
+)
+_UNSEALED_EVENTS = sa.select(_E).where(_UNSEALED).order_by(_E.c.seq).limit(sa.bindparam("limit"))
+_UNSEALED_AT = (
+    sa.select(_E.c.seq).where(_UNSEALED).order_by(_E.c.seq).limit(1).offset(sa.bindparam("offset"))
+)
+_MARK_SEALED = (
+    sa.update(_E)
+    .where(_UNSEALED, _E.c.seq.between(sa.bindparam("first"), sa.bindparam("last")))
+    .values(sealed_in=sa.bindparam("sequence"))
+)
+_NEWEST_DIGEST = (
+    sa.select(_AF).where(_AF.c.kind == "digest").order_by(_AF.c.sequence.desc()).limit(1)
+)
+_FILE_COLUMNS = ("name", "kind", "sequence", "content", "end_time")
+_INSERT_FILE = sa.insert(_AF).values({name: sa.bindparam(name) for name in _FILE_COLUMNS})
+
+
 def _indexable(value: Any) -> Any:
     # PostgreSQL text cannot hold U+0000; a name a caller sent with one (refused later by
     # the operation) must still be recorded, so the filter columns get U+FFFD instead. The
@@ -87,39 +113,24 @@ class AuditQueries:
         return [_event(r) for r in self.db.execute(stmt.order_by(*order).limit(query.limit))]
 
     def unsealed_audit_events(self, limit: int) -> list[AuditEventRow]:
-        stmt = sa.select(_E).where(_E.c.sealed_in.is_(None)).order_by(_E.c.seq).limit(limit)
-        return [_event(r) for r in self.db.execute(stmt)]
+        rows = self.db.execute(_UNSEALED_EVENTS, {"limit": limit}, cache=True)
+        return [_event(r) for r in rows]
 
     def unsealed_audit_records(self, limit: int) -> list[SealableRecord]:
-        stmt = (
-            sa.select(_E.c.seq, _E.c.event_time, _E.c.record)
-            .where(_E.c.sealed_in.is_(None))
-            .order_by(_E.c.seq)
-            .limit(limit)
-        )
-        return [SealableRecord(seq, time, record) for seq, time, record in self.db.execute(stmt)]
+        rows = self.db.execute(_UNSEALED_RECORDS, {"limit": limit}, cache=True)
+        return [SealableRecord(seq, time, record) for seq, time, record in rows]
 
     def unsealed_audit_count_reaches(self, count: int) -> bool:
-        stmt = (
-            sa.select(_E.c.seq)
-            .where(_E.c.sealed_in.is_(None))
-            .order_by(_E.c.seq)
-            .limit(1)
-            .offset(max(count - 1, 0))
-        )
-        return self.db.execute(stmt).first() is not None
+        offset = {"offset": max(count - 1, 0)}
+        return self.db.execute(_UNSEALED_AT, offset, cache=True).first() is not None
 
     def audit_events_sealed_in(self, sequence: int) -> list[AuditEventRow]:
         stmt = sa.select(_E).where(_E.c.sealed_in == sequence).order_by(_E.c.seq)
         return [_event(r) for r in self.db.execute(stmt)]
 
     def mark_audit_events_sealed(self, first_seq: int, last_seq: int, sequence: int) -> int:
-        stmt = (
-            sa.update(_E)
-            .where(_E.c.sealed_in.is_(None), _E.c.seq.between(first_seq, last_seq))
-            .values(sealed_in=sequence)
-        )
-        return int(self.db.execute(stmt).rowcount)
+        params = {"first": first_seq, "last": last_seq, "sequence": sequence}
+        return int(self.db.execute(_MARK_SEALED, params, cache=True).rowcount)
 
     def delete_audit_events_sealed_through(self, sequence: int) -> int:
         result = self.db.execute(sa.delete(_E).where(_E.c.sealed_in <= sequence))
@@ -127,15 +138,9 @@ class AuditQueries:
 
     def insert_audit_file(self, row: AuditFileRow) -> None:
         """Raises ConstraintViolation when that chain position is taken (another sealer)."""
-        values = {
-            "name": row.name,
-            "kind": row.kind,
-            "sequence": row.sequence,
-            "content": row.content,
-            "end_time": row.end_time,
-        }
+        values = {name: getattr(row, name) for name in _FILE_COLUMNS}
         with self.db.savepoint():
-            self.db.execute(sa.insert(_AF).values(values))
+            self.db.execute(_INSERT_FILE, values, cache=True)
 
     def audit_file(self, name: str) -> AuditFileRow | None:
         row = self.db.execute(sa.select(_AF).where(_AF.c.name == name)).first()
@@ -155,8 +160,7 @@ class AuditQueries:
         return [(r.name, r.kind, int(r.sequence), float(r.end_time)) for r in rows]
 
     def newest_audit_digest(self) -> AuditFileRow | None:
-        stmt = sa.select(_AF).where(_AF.c.kind == "digest").order_by(_AF.c.sequence.desc())
-        row = self.db.execute(stmt.limit(1)).first()
+        row = self.db.execute(_NEWEST_DIGEST, cache=True).first()
         return None if row is None else _file(row)
 
     def delete_audit_files_through(self, kind: str, sequence: int) -> int:
