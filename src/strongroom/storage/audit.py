@@ -17,18 +17,6 @@ from strongroom.storage.execute import Executor
 
 _E = schema.audit_events
 _AF = schema.audit_files
-_EVENT_COLUMNS = (
-    "event_id",
-    "event_time",
-    "event_source",
-    "event_name",
-    "aws_region",
-    "user_name",
-    "access_key_id",
-    "resource_name",
-    "read_only",
-    "record",
-)
 _FILTER_COLUMNS = {
     "event_id": _E.c.event_id,
     "event_name": _E.c.event_name,
@@ -73,6 +61,23 @@ def _indexable(value: Any) -> Any:
     return value.replace("\x00", "\ufffd") if isinstance(value, str) else value
 
 
+def _event_values(row: AuditEventRow) -> dict[str, Any]:
+    # Spelled out: this runs for every record of every call, holding the GIL. The ids and
+    # the source are Strongroom's own; the record is JSON, where a NUL is the text \u0000.
+    return {
+        "event_id": row.event_id,
+        "event_time": row.event_time,
+        "event_source": row.event_source,
+        "event_name": _indexable(row.event_name),
+        "aws_region": _indexable(row.aws_region),
+        "user_name": _indexable(row.user_name),
+        "access_key_id": _indexable(row.access_key_id),
+        "resource_name": _indexable(row.resource_name),
+        "read_only": row.read_only,
+        "record": row.record,
+    }
+
+
 def _event(row: Any) -> AuditEventRow:
     values = row._asdict()
     values["read_only"] = bool(values["read_only"])
@@ -91,10 +96,7 @@ class AuditQueries:
     db: Executor
 
     def insert_audit_events(self, rows: Sequence[AuditEventRow]) -> None:
-        self.db.insert_many(
-            _E,
-            [{name: _indexable(getattr(row, name)) for name in _EVENT_COLUMNS} for row in rows],
-        )
+        self.db.insert_many(_E, [_event_values(row) for row in rows])
 
     def audit_events(self, query: AuditQuery) -> list[AuditEventRow]:
         stmt = sa.select(_E)
