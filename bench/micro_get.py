@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import harness as h
 
 SECRETS = 1000
+TOGETHER = 16  # calls in flight in each of two workers at 32 connections
 _RAW_SECRET = "SELECT pk FROM secrets WHERE account_id = ? AND region = ? AND name = ?"
 _RAW_VERSION = (
     "SELECT v.pk, v.version_id, v.sealed, group_concat(l2.stage) FROM version_stages l "
@@ -54,13 +55,23 @@ def cpu_us(fn: Callable[[], Any], iterations: int) -> float:
     return (time.process_time() - started) / iterations * 1e6
 
 
-def cpu_us_async(make: Callable[[], Any], iterations: int) -> float:
-    async def loop() -> float:
-        await make()
-        started = time.process_time()
-        for _ in range(iterations):
+def cpu_us_async(make: Callable[[], Any], iterations: int, *, together: int = 1) -> float:
+    """CPU per call of ``make()``; ``together`` calls at a time, as a busy server has them
+    (then an audited call's record shares its journal write with the others')."""
+
+    async def once() -> None:
+        if together == 1:
             await make()
-        return (time.process_time() - started) / iterations * 1e6
+        else:
+            await asyncio.gather(*(make() for _ in range(together)))
+
+    async def loop() -> float:
+        await once()
+        rounds = max(1, iterations // together)
+        started = time.process_time()
+        for _ in range(rounds):
+            await once()
+        return (time.process_time() - started) / (rounds * together) * 1e6
 
     try:  # the loop uvicorn picks when uvloop is installed, as it is with uvicorn[standard]
         import uvloop  # noqa: PLC0415
@@ -232,6 +243,17 @@ def measure(f: Fixture, n: int) -> list[tuple[str, float]]:
         ("uuid4 (request id)", cpu_us(uuid.uuid4, n)),
         ("Frontend: the whole ASGI call (no uvicorn, no socket)", cpu_us_async(f.asgi_call, n)),
         ("audit: the call's record (CallAudit.row)", cpu_us(f.record, n)),
+        (
+            f"Frontend, {TOGETHER} calls at once (the audit trail off)",
+            cpu_us_async(f.asgi_call, n, together=TOGETHER),
+        ),
+        (
+            (
+                f"Frontend with the audit trail, {TOGETHER} calls at once: records share "
+                "journal writes (the syncer's process not counted)"
+            ),
+            cpu_us_async(f.audited_call, n, together=TOGETHER),
+        ),
         (
             "Frontend with the audit trail: one journal write + fdatasync per call (no batching)",
             cpu_us_async(f.audited_call, n),
