@@ -166,23 +166,25 @@ def redact(
 
 def withheld_texts(value: Any) -> frozenset[str]:
     """The texts `redact` would withhold from `value`, without building the cleaned copy."""
+    if type(value) in _PLAIN:
+        return frozenset()
     withheld: set[str] = set()
     _gather(value, withheld)
     return frozenset(withheld)
 
 
 def _gather(value: Any, withheld: set[str]) -> None:
-    if type(value) in _PLAIN:
-        return
-    if isinstance(value, dict | Mapping):
+    # Plain members are skipped before a call: this walks every read's response.
+    if type(value) is dict or isinstance(value, Mapping):
         for key, item in value.items():
-            if is_withheld(str(key)):
+            if is_withheld(key if type(key) is str else str(key)):
                 _collect(item, withheld)
-            else:
+            elif type(item) not in _PLAIN:
                 _gather(item, withheld)
     elif isinstance(value, list | tuple | set | frozenset):
         for item in value:
-            _gather(item, withheld)
+            if type(item) not in _PLAIN:
+                _gather(item, withheld)
     elif isinstance(value, bytes | bytearray | memoryview):
         _collect(value, withheld)
 
