@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
+from strongroom.audit.redaction import compact_json
 from strongroom.audit.syncer import Syncer
 from strongroom.audit.trail import AuditUnavailable, Gathering, answer_waiting
 from strongroom.storage.base import AuditEventRow, Store
@@ -78,7 +79,7 @@ def encode(row: AuditEventRow) -> bytes:
         row.resource_name,
         row.read_only,
     ]
-    payload = json.dumps(columns).encode() + b"\n" + row.record.encode()
+    payload = compact_json(columns).encode() + b"\n" + row.record.encode()
     return _FRAME.pack(len(payload), zlib.crc32(payload)) + payload
 
 

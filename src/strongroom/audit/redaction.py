@@ -181,11 +181,11 @@ def _gather(value: Any, withheld: set[str]) -> None:
                 _collect(item, withheld)
             elif type(item) not in _PLAIN:
                 _gather(item, withheld)
-    elif isinstance(value, list | tuple | set | frozenset):
+    elif isinstance(value, _COLLECTIONS):
         for item in value:
             if type(item) not in _PLAIN:
                 _gather(item, withheld)
-    elif isinstance(value, bytes | bytearray | memoryview):
+    elif isinstance(value, _BYTES):
         _collect(value, withheld)
 
 
@@ -212,11 +212,45 @@ def needs_scrub(text: str, withheld: frozenset[str]) -> bool:
     return any(_as_in_json(needle) in text for needle in _needles(withheld))
 
 
-# json.dumps(value, separators=(",", ":")) without making an encoder for every call.
-compact_json: Final = json.JSONEncoder(separators=(",", ":")).encode
+def _not_json(value: Any) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+# json.dumps(value, separators=(",", ":")), the same text. JSONEncoder.encode builds its C
+# encoder anew on each call, which cost more than encoding a request's few members; this one
+# is built once (json's own C encoder, with json.dumps' settings; no check for circular
+# references, which parsed requests and results cannot hold). Pure Python where json has no C
+# accelerator.
+_c_encoder: Any = getattr(json.encoder, "c_make_encoder", None)  # untyped in typeshed
+if _c_encoder is not None:
+    # Positional only: markers, default, string encoder, indent, ":", ",", sort_keys,
+    # skipkeys, allow_nan.
+    _encode_compact = _c_encoder(
+        None,
+        _not_json,
+        json.encoder.encode_basestring_ascii,
+        None,
+        ":",
+        ",",
+        False,  # noqa: FBT003
+        False,  # noqa: FBT003
+        True,  # noqa: FBT003
+    )
+
+    def compact_json(value: Any) -> str:
+        return "".join(_encode_compact(value, 0))
+
+else:  # pragma: no cover - CPython always has it
+
+    def compact_json(value: Any) -> str:
+        return _PURE_COMPACT(value)
+
+    _PURE_COMPACT: Final = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def _needles(withheld: frozenset[str]) -> list[str]:
+    if len(withheld) <= 1:  # most records: nothing, or a read's one value (no sorted() call)
+        return [w for w in withheld if len(w) >= _SCRUB_MIN_LENGTH]
     return sorted((w for w in withheld if len(w) >= _SCRUB_MIN_LENGTH), key=len, reverse=True)
 
 
@@ -228,6 +262,12 @@ _DROP: Final = _Drop()
 
 
 _PLAIN: Final = frozenset({str, int, float, bool, type(None)})
+# Tuples, not `A | B`: a union in isinstance() is built anew on every call (the walks below
+# run for every call's record).
+_MAPPINGS: Final = (dict, Mapping)
+_COLLECTIONS: Final = (list, tuple, set, frozenset)
+_BYTES: Final = (bytes, bytearray, memoryview)
+_SCALARS: Final = (str, bool, int, float)
 
 
 def _clean(  # noqa: PLR0911 - by type
@@ -235,7 +275,7 @@ def _clean(  # noqa: PLR0911 - by type
 ) -> Any:
     if type(value) in _PLAIN:  # most members: checked first, without the ABC checks below
         return value
-    if isinstance(value, dict | Mapping):
+    if isinstance(value, _MAPPINGS):
         out: dict[str, Any] = {}
         for key, item in value.items():
             name = str(key)
@@ -246,15 +286,15 @@ def _clean(  # noqa: PLR0911 - by type
             if cleaned is not _DROP:
                 out[cloudtrail_key(name) if rename else name] = cleaned
         return out
-    if isinstance(value, list | tuple | set | frozenset):
+    if isinstance(value, _COLLECTIONS):
         items = (_clean(item, withheld, rename=rename, dates=dates) for item in value)
         return [item for item in items if item is not _DROP]
-    if isinstance(value, bytes | bytearray | memoryview):
+    if isinstance(value, _BYTES):
         _collect(value, withheld)
         return _DROP
     if isinstance(value, datetime):
         return dates(value)
-    if value is None or isinstance(value, str | bool | int | float):
+    if value is None or isinstance(value, _SCALARS):
         return value
     return str(value)
 
@@ -264,10 +304,10 @@ def _collect(value: Any, withheld: set[str]) -> None:
     if isinstance(value, Mapping):
         for item in value.values():
             _collect(item, withheld)
-    elif isinstance(value, list | tuple | set | frozenset):
+    elif isinstance(value, _COLLECTIONS):
         for item in value:
             _collect(item, withheld)
-    elif isinstance(value, bytes | bytearray | memoryview):
+    elif isinstance(value, _BYTES):
         raw = bytes(value)
         withheld.add(base64.b64encode(raw).decode())
         withheld.add(raw.decode("utf-8", errors="replace"))
