@@ -151,13 +151,20 @@ def test_tail_follow_runs_until_interrupted(server, client):
     reader = threading.Thread(target=lambda: [lines.put(line) for line in process.stdout or ()])
     reader.start()
     try:
-        time.sleep(1.5)  # its start-up (imports, first read)
-        name = f"cli/audit-tailed-{uuid.uuid4().hex[:8]}"
-        client.create_secret(Name=name, SecretString=CANARY)
-        deadline = time.monotonic() + 20
+        # It follows from wherever the trail ended when it started, which takes a slow
+        # machine a while (imports, first read): a record made before that is not followed,
+        # so records are made until one shows.
+        deadline = time.monotonic() + 60
         seen = ""
-        while name not in seen:
-            seen = lines.get(timeout=max(deadline - time.monotonic(), 0.01))
+        while True:
+            name = f"cli/audit-tailed-{uuid.uuid4().hex[:8]}"
+            client.create_secret(Name=name, SecretString=CANARY)
+            try:
+                while name not in seen:
+                    seen = lines.get(timeout=2.0)
+                break
+            except queue.Empty:
+                assert time.monotonic() < deadline, "audit tail -f printed no new record"
         assert "CreateSecret" in seen
     finally:
         process.send_signal(signal.SIGINT)
