@@ -132,7 +132,7 @@ def serve_in_thread(make_app: Any) -> tuple[str, uvicorn.Server, threading.Threa
     return url, server, thread, app
 
 
-def start_server(data_dir: Path, **settings: Any) -> tuple[Server, uvicorn.Server]:
+def start_server(data_dir: Path, **settings: Any) -> Server:
     environ = {
         "STRONGROOM_ROOT_ACCESS_KEY_ID": ROOT_KEY_ID,
         "STRONGROOM_ROOT_SECRET_ACCESS_KEY": ROOT_SECRET,
@@ -144,7 +144,7 @@ def start_server(data_dir: Path, **settings: Any) -> tuple[Server, uvicorn.Serve
     url, uv, thread, app = serve_in_thread(
         lambda url: build_app(installation, clock=clock, endpoint_url=url)
     )
-    server = Server(
+    return Server(
         url=url,
         installation=installation,
         clock=clock,
@@ -153,7 +153,6 @@ def start_server(data_dir: Path, **settings: Any) -> tuple[Server, uvicorn.Serve
         uv=uv,
         thread=thread,
     )
-    return server, uv
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgres"])
@@ -166,7 +165,7 @@ def server(
         settings: dict[str, Any] = {}
         if request.param == "postgres":
             settings["database_url"] = stack.enter_context(fresh_postgres_database())
-        srv, _ = start_server(tmp_path_factory.mktemp("strongroom"), **settings)
+        srv = start_server(tmp_path_factory.mktemp("strongroom"), **settings)
         yield srv
         srv.stop()
 

@@ -862,7 +862,7 @@ def unaudited(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server
         settings: dict[str, Any] = {"audit": False}
         if request.param == "postgres":
             settings["database_url"] = stack.enter_context(fresh_postgres_database())
-        srv, _ = start_server(tmp_path / "data", **settings)
+        srv = start_server(tmp_path / "data", **settings)
         yield srv
         srv.stop()
 

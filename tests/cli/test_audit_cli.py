@@ -25,7 +25,7 @@ def run(*args: str) -> tuple[int, str]:
 def installation(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A data dir where a server answered a few calls, then stopped."""
     data_dir = tmp_path_factory.mktemp("installation")
-    server, _ = start_server(data_dir)
+    server = start_server(data_dir)
     try:
         client = server.client()
         client.create_secret(Name="app/db", SecretString="canary-value-1")
@@ -69,9 +69,9 @@ def test_export_then_verify_the_copy(installation: Path, tmp_path: Path) -> None
 
 def test_verify_exits_1_and_names_an_altered_log_file(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    server, uv = start_server(data_dir)
+    server = start_server(data_dir)
     server.client().list_secrets()
-    uv.should_exit = True
+    server.uv.should_exit = True
     server.settle_audit()
     assert server.app.services["audit_sealer"].seal() is not None
     engine = server.installation.store.engine
@@ -79,7 +79,7 @@ def test_verify_exits_1_and_names_an_altered_log_file(tmp_path: Path) -> None:
     with engine.begin() as conn:
         name = conn.execute(sa.select(files.c.name).where(files.c.kind == "log")).scalar_one()
         conn.execute(sa.update(files).where(files.c.name == name).values(content=b"garbage"))
-    server.installation.close()
+    server.stop()
     code, output = run("audit", "verify", *flags(data_dir))
     assert code == 1
     assert f"first broken link: {name}: hash differs" in output

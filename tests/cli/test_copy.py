@@ -203,7 +203,7 @@ def observe(server: Server) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def source(tmp_path_factory: pytest.TempPathFactory) -> Source:
     data_dir = tmp_path_factory.mktemp("source")
-    server, _ = start_server(data_dir)
+    server = start_server(data_dir)
     try:
         reader = _populate(server, data_dir)
         state = observe(server)
@@ -254,7 +254,7 @@ def test_a_copy_of_a_copy_serves_everything_the_source_served(
     # The middle copy takes new writes through a real server: new primary keys (PostgreSQL:
     # from sequences moved past the copied keys) must not collide with the copied ones.
     middle_url = middle if "://" in middle else _sqlite_url(Path(middle))
-    server, _ = start_server(
+    server = start_server(
         tmp_path / "middle-node", database_url=middle_url, master_key_file=source.master_key
     )
     try:
@@ -279,7 +279,7 @@ def test_a_copy_of_a_copy_serves_everything_the_source_served(
     assert result.exit_code == 0, result.output
     assert stat.S_IMODE((final / "strongroom.db").stat().st_mode) == 0o600
     assert not (final / "master.key").exists()  # keys are never copied
-    server, _ = start_server(final, master_key_file=source.master_key)
+    server = start_server(final, master_key_file=source.master_key)
     try:
         assert observe(server) == expected
         sm = server.client(REGION)
@@ -342,7 +342,7 @@ def test_copying_into_a_database_that_holds_data_is_refused_and_changes_nothing(
     source: Source, filled_target: str, tmp_path: Path
 ) -> None:
     other = tmp_path / "other"
-    server, _ = start_server(other)  # a different installation: one root key, its meta
+    server = start_server(other)  # a different installation: one root key, its meta
     server.stop()
     before = _dump(filled_target)
 
@@ -384,7 +384,7 @@ def test_compare_counts_pairs_tables_and_flags_differences() -> None:
 
 def test_a_source_migrated_by_a_newer_release_is_refused(tmp_path: Path) -> None:
     source = tmp_path / "newer"
-    server, _ = start_server(source)
+    server = start_server(source)
     server.stop()
     with sqlite3.connect(source / "strongroom.db") as conn:
         conn.execute("UPDATE alembic_version SET version_num = 'ffff_from_the_future'")
@@ -399,7 +399,7 @@ def test_a_source_migrated_by_a_newer_release_is_refused(tmp_path: Path) -> None
 
 def test_a_source_at_an_older_schema_is_refused(tmp_path: Path) -> None:
     source = tmp_path / "older"
-    server, _ = start_server(source)
+    server = start_server(source)
     server.stop()
     with sqlite3.connect(source / "strongroom.db") as conn:
         conn.execute("UPDATE alembic_version SET version_num = '0002'")
@@ -512,7 +512,7 @@ def test_records_a_crashed_server_left_in_its_journal_are_copied(tmp_path: Path)
     """Reads are recorded in a per-process journal before they reach the database
     (audit/journal.py): the copy of a data dir whose server died takes them along."""
     data_dir = tmp_path / "source"
-    server, _ = start_server(data_dir)
+    server = start_server(data_dir)
     server.client(REGION).list_secrets()
     server.stop()
     # What a killed process leaves: its lock file (no longer held) and a segment whose

@@ -21,7 +21,7 @@ REGION = "us-west-2"
 
 @pytest.fixture(scope="module")
 def own_server(tmp_path_factory):
-    server, _ = start_server(tmp_path_factory.mktemp("binding"))
+    server = start_server(tmp_path_factory.mktemp("binding"))
     yield server
     server.stop()
 
