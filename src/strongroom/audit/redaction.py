@@ -175,7 +175,7 @@ def withheld_texts(value: Any) -> frozenset[str]:
 
 def _gather(value: Any, withheld: set[str]) -> None:
     # Plain members are skipped before a call: this walks every read's response.
-    if type(value) is dict or isinstance(value, Mapping):
+    if isinstance(value, _MAPPINGS):
         for key, item in value.items():
             if is_withheld(key if type(key) is str else str(key)):
                 _collect(item, withheld)
@@ -241,11 +241,10 @@ if _c_encoder is not None:
         return "".join(_encode_compact(value, 0))
 
 else:  # pragma: no cover - CPython always has it
+    _PURE_COMPACT: Final = json.JSONEncoder(separators=(",", ":")).encode
 
     def compact_json(value: Any) -> str:
         return _PURE_COMPACT(value)
-
-    _PURE_COMPACT: Final = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def _needles(withheld: frozenset[str]) -> list[str]:

@@ -225,6 +225,8 @@ class Frontend:
                     self._on_shutdown()
                 for pool in (self._readers, self._writers):
                     pool.shutdown(wait=False)  # every request has had its answer by now
+                if self._grouped is not None:
+                    self._grouped.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

@@ -35,6 +35,10 @@ class GroupedWrites:
         self._queued: list[tuple[Callable[[], Any], asyncio.Future[Any]]] = []
         self._draining: asyncio.Task[None] | None = None
 
+    def close(self) -> None:
+        """Let the group thread go once it is idle (every call has had its answer)."""
+        self._thread.shutdown(wait=False)
+
     async def run(self, call: Callable[[], Any]) -> Any:
         """``call()`` in the next group; its result once the group has committed."""
         loop = asyncio.get_running_loop()
