@@ -37,6 +37,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import harness as h
+from run import DEFAULT_POSTGRES, BenchDatabase
 
 _FRAME = re.compile(r"^(?P<name>.*) \((?P<file>[^():]+)(?::(?P<line>\d+))?\)$")
 # Leaf frames of threads that are waiting, not working.
@@ -253,9 +254,13 @@ def prepare(server: h.Server, count: int) -> list[bytes]:
     return [signer.sign(op, body) for op, body in items]
 
 
-def profile(args: argparse.Namespace, server: h.Server, workdir: Path) -> Path:
+def profile(
+    args: argparse.Namespace, server: h.Server, workdir: Path, database: BenchDatabase | None
+) -> Path:
     """Sample the server under GetSecretValue load; the collapsed stacks' path."""
     raws = prepare(server, args.secrets)
+    if database is not None:
+        database.analyze()  # as run.py does: the steady state's plans, not the empty table's
     warmup = 2.0
     windows = args.duration + (args.duration if args.svg else 0.0)
     results: list[h.LoadResult] = []
@@ -312,15 +317,33 @@ def main() -> int:
     parser.add_argument(
         "--focus", default="Frontend._http", help="also break this function down by callee"
     )
+    parser.add_argument(
+        "--postgres",
+        nargs="?",
+        const=DEFAULT_POSTGRES,
+        metavar="ADMIN_URL",
+        help="serve from a fresh PostgreSQL database made (and dropped) through ADMIN_URL "
+        f"(default {DEFAULT_POSTGRES})",
+    )
+    parser.add_argument("--no-audit", action="store_true", help="the audit trail off")
     args = parser.parse_args()
     if not h.have_wrk():
         parser.error("wrk is not installed: apt-get update && apt-get install -y wrk")
     py_spy()
 
     workdir = Path(tempfile.mkdtemp(prefix="strongroom-profile-"))
-    server = h.start_strongroom(workdir)
+    env = {"STRONGROOM_AUDIT": "false"} if args.no_audit else {}
+    database = BenchDatabase(args.postgres) if args.postgres else None
+    if database is not None:
+        env["STRONGROOM_DATABASE_URL"] = database.url
     try:
-        raw = profile(args, server, workdir)
+        server = h.start_strongroom(workdir, env=env)
+    except BaseException:
+        if database is not None:
+            database.drop()
+        raise
+    try:
+        raw = profile(args, server, workdir, database)
         samples = read_samples(raw)
         if not args.gil:
             samples, waits = split_waits(samples)
@@ -342,6 +365,8 @@ def main() -> int:
         return 1
     finally:
         server.stop()
+        if database is not None:
+            database.drop()
         shutil.rmtree(workdir, ignore_errors=True)
     return 0
 

@@ -135,8 +135,12 @@ class SecretsManager:
         return self._authenticate(request, "secretsmanager")
 
     def lane(self, operation: str) -> Lane:
-        if operation in READ_ONLY_FAST and self.installation.store.reads_never_wait:
-            return "inline"
+        if operation in READ_ONLY_FAST:
+            store = self.installation.store
+            if store.reads_never_wait:
+                return "inline"
+            if store.awaiting_reads:
+                return "awaited"
         return "read" if operation in READ_ONLY else "write"
 
     def run(

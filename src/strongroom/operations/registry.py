@@ -33,9 +33,10 @@ OPERATIONS: dict[str, Operation] = {
     "CancelRotateSecret": rotation.cancel_rotate_secret,
 }
 
-# Read-only actions whose work is a few indexed reads: where reads never wait
-# (Store.reads_never_wait) they run on the event loop itself, saving a thread hand-off per
-# request; their writes (Context.later) still go to a thread.
+# Read-only actions whose work is a few indexed reads: they run on the event loop itself,
+# saving a thread hand-off per request, where reads never wait (SqlStore.reads_never_wait)
+# or can await the database (SqlStore.awaiting_reads); their writes (Context.later) still
+# go to a thread.
 READ_ONLY_FAST = frozenset({"GetSecretValue", "DescribeSecret", "GetRandomPassword"})
 # Every other read-only action; the rest write.
 READ_ONLY = READ_ONLY_FAST | {

@@ -15,8 +15,10 @@ Theory of operation
 5. Run the operation in a worker thread: operations are synchronous and may wait on the
    database, which must not stall the event loop. The few read-only actions that can never
    wait (``Handler.lane`` → "inline") run on the event loop itself: for them the hand-off to
-   a thread would cost more than the work. On embedded SQLite, write calls that queue
-   meanwhile run together, one transaction and one COMMIT (``protocol.grouped_writes``).
+   a thread would cost more than the work; on a server database the same actions run on the
+   loop too, in a greenlet whose reads await the database ("awaited"). On embedded SQLite,
+   write calls that queue meanwhile run together, one transaction and one COMMIT
+   (``protocol.grouped_writes``).
 6. Serialise the result per the model, or the ``ServiceError`` as ``{"__type", "Message"}``
    (JSON) or ``<ErrorResponse>`` (Query); anything unexpected is logged and answered as a
    500.
@@ -42,6 +44,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, Literal, Protocol
+
+from sqlalchemy.util import greenlet_spawn
 
 from strongroom.audit.trail import CallAudit, RecordCommitter
 from strongroom.domain.ids import UuidShapedIds
@@ -87,7 +91,7 @@ class HttpRequest:
         return None
 
 
-Lane = Literal["inline", "read", "write"]
+Lane = Literal["inline", "awaited", "read", "write"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,8 +123,10 @@ class Handler(Protocol):
         """Verify the request's credentials; returns what ``run`` needs to act for the caller."""
 
     def lane(self, operation: str) -> Lane:
-        """Where ``operation`` runs: "inline" (never blocks: on the event loop), "read" (a
-        worker thread) or "write" (the one thread that writes at a time)."""
+        """Where ``operation`` runs: "inline" (never blocks: on the event loop), "awaited"
+        (on the event loop in a greenlet, its reads awaiting the database: see
+        ``SqlStore.awaiting_reads``), "read" (a worker thread) or "write" (the one thread
+        that writes at a time)."""
 
     def run(
         self, caller: Any, operation: str, request: dict[str, Any], call: CallAudit | None
@@ -306,6 +312,9 @@ class Frontend:
     async def _run(self, lane: Lane, function: Callable[..., Outcome], *args: Any) -> Outcome:
         """A call's operation in a worker thread; a write in the next write group, if any."""
         call = functools.partial(function, *args)
+        if lane == "awaited":
+            awaited: Outcome = await greenlet_spawn(call)
+            return awaited
         if lane == "write" and self._grouped is not None:
             outcome: Outcome = await self._grouped.run(call)
             return outcome

@@ -6,11 +6,14 @@ and how a write transaction serialises (see ``storage.base``):
 * SQLite: WAL journal, ``synchronous=FULL`` (an acknowledged write survives power loss, not
   only a killed process), foreign keys on, and ``BEGIN IMMEDIATE`` for writes so that two
   writers never both read the old label map and then race to commit.
+* A server database (PostgreSQL): reads in autocommit, and reads made on the event loop
+  (``awaiting_reads``) wait for the network without holding the loop up.
 """
 
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -20,6 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.util.concurrency import in_greenlet
 
 from strongroom.storage import schema
 from strongroom.storage import statements as q
@@ -33,10 +37,20 @@ from strongroom.storage.base import (
     TransientConflict,
     VersionRow,
 )
+from strongroom.storage.batched_reads import StagedLookups
 from strongroom.storage.execute import Executor, Result
 from strongroom.storage.filters import SORT_COLUMNS, filter_clause
 from strongroom.storage.iam import IamQueries
 from strongroom.storage.rotation import RotationQueries
+
+logger = logging.getLogger("strongroom.storage")
+
+_STAGED_MANY = {
+    "name": (q.STAGED_BY_NAMES, ("account_id", "region", "name", "stage")),
+    "arn": (q.STAGED_BY_ARNS, ("arn", "stage")),
+}
+
+AWAITING_CONNECTIONS = 16  # per process: SqlStore._awaiting
 
 # serialization_failure, deadlock_detected: the transaction may simply be run again.
 _RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
@@ -76,6 +90,18 @@ def _version(row: Any, stages: list[str] | None = None, prefix: str = "") -> Ver
         sealed=None if sealed is None else bytes(sealed),
         stages=stages or [],
     )
+
+
+def _staged_rows(rows: Sequence[Any]) -> tuple[SecretRow, VersionRow | None] | None:
+    """A staged read's rows (one per label of the staged version) as the secret and version."""
+    if not rows:
+        return None
+    first = rows[0]
+    columns = q.STAGED_SECRET_COLUMNS  # (field, its prefixed label in the row)
+    secret = _secret_values({name: getattr(first, label) for name, label in columns})
+    if first.v_pk is None:
+        return secret, None
+    return secret, _version(first, [row.held_stage for row in rows], prefix="v_")
 
 
 class SqlTransaction(IamQueries, RotationQueries, AuditQueries):
@@ -119,15 +145,7 @@ class SqlTransaction(IamQueries, RotationQueries, AuditQueries):
         return self._staged(q.STAGED_BY_ARN, arn=arn, stage=stage)
 
     def _staged(self, statement: Any, **params: Any) -> tuple[SecretRow, VersionRow | None] | None:
-        rows = self._run(statement, **params).rows  # one per label of the staged version
-        if not rows:
-            return None
-        first = rows[0]
-        columns = q.STAGED_SECRET_COLUMNS  # (field, its prefixed label in the row)
-        secret = _secret_values({name: getattr(first, label) for name, label in columns})
-        if first.v_pk is None:
-            return secret, None
-        return secret, _version(first, [row.held_stage for row in rows], prefix="v_")
+        return _staged_rows(self._run(statement, **params).rows)
 
     def lock_secret(self, pk: int) -> None:
         if self.dialect_name != "sqlite":  # SQLite's BEGIN IMMEDIATE already serialises
@@ -362,6 +380,51 @@ class SqlTransaction(IamQueries, RotationQueries, AuditQueries):
         )
 
 
+class _AwaitedTransaction(SqlTransaction):
+    """A read of a call the event loop runs (``SqlStore.awaiting_reads``): its staged reads
+    join the concurrent calls' (``storage.batched_reads``); any other statement checks out
+    a connection, on first use."""
+
+    def __init__(self, engine: Engine, lookups: StagedLookups) -> None:
+        # No SqlTransaction.__init__: there is no connection yet.
+        self.dialect_name = engine.dialect.name
+        self._engine = engine
+        self._lookups = lookups
+        self._pooled: Any = None
+        self._db: Executor | None = None
+
+    @property
+    def db(self) -> Executor:
+        if self._db is None:
+            self._pooled = self._engine.raw_connection()
+            self._db = Executor(self._pooled.dbapi_connection, self._engine.dialect)
+        return self._db
+
+    @db.setter
+    def db(self, value: Executor) -> None:
+        self._db = value
+
+    def release(self) -> None:
+        if self._pooled is not None:
+            self._pooled.close()  # back to the pool
+            self._pooled = self._db = None
+
+    def staged_by_name(
+        self, account_id: str, region: str, name: str, stage: str
+    ) -> tuple[SecretRow, VersionRow | None] | None:
+        return self._staged_lookup("name", (account_id, region, name, stage))
+
+    def staged_by_arn(self, arn: str, stage: str) -> tuple[SecretRow, VersionRow | None] | None:
+        return self._staged_lookup("arn", (arn, stage))
+
+    def _staged_lookup(
+        self, kind: str, values: tuple[str, ...]
+    ) -> tuple[SecretRow, VersionRow | None] | None:
+        if any("\x00" in value for value in values):
+            return None  # PostgreSQL text holds no NUL: no stored row has it (Executor.execute)
+        return _staged_rows(self._lookups.rows(kind, values))
+
+
 class SqlStore:
     """``Store`` over a SQLAlchemy engine (``sqlite:///path`` by default).
 
@@ -404,6 +467,11 @@ class SqlStore:
                 pool_reset_on_return=None,
             )
         )
+        self._awaited = None if self._sqlite else _awaiting_engine(engine)
+        # The batched staged reads' own connection (storage.batched_reads), and the lookups
+        # waiting on this thread's event loop.
+        self._lookup_engine = None if self._awaited is None else _awaiting_engine(engine, 1)
+        self._loop_state = threading.local()
         database = engine.url.database
         if self._sqlite and database and database != ":memory:":
             path = f"{database}.write-lock"
@@ -486,6 +554,10 @@ class SqlStore:
         if group is not None:  # a call of a write group reads what the calls before it wrote
             yield group.transaction()
             return
+        if self._awaited is not None and in_greenlet():
+            with self._awaiting() as tx:
+                yield tx
+            return
         if self._autocommit is not None:
             with self._autocommitted() as tx:
                 yield tx
@@ -507,6 +579,41 @@ class SqlStore:
                 yield SqlTransaction(Executor(pooled.driver_connection, self.engine.dialect))
         finally:
             pooled.close()  # back to the pool
+
+    @contextmanager
+    def _awaiting(self) -> Iterator[SqlTransaction]:
+        """``_autocommitted`` for code the event loop runs in a greenlet (``awaiting_reads``):
+        each statement hands the loop back until PostgreSQL answers."""
+        assert self._awaited is not None  # noqa: S101 - a server database's only
+        tx = _AwaitedTransaction(self._awaited, self._staged_lookups())
+        try:
+            with _conflicts_retryable():
+                yield tx
+        finally:
+            tx.release()
+
+    def _staged_lookups(self) -> StagedLookups:
+        lookups: StagedLookups | None = getattr(self._loop_state, "lookups", None)
+        if lookups is None:
+            lookups = self._loop_state.lookups = StagedLookups(self._look_up_staged)
+        return lookups
+
+    def _look_up_staged(self, kind: str, values: Sequence[tuple[str, ...]]) -> list[Any]:
+        """One statement for many staged reads (``StagedLookups``), on the batches' own
+        connection."""
+        assert self._lookup_engine is not None  # noqa: S101 - with _awaited
+        statement, keys = _STAGED_MANY[kind]
+        columns = zip(*values, strict=True)  # a list per key, an entry per lookup
+        arrays = {f"{key}s": list(column) for key, column in zip(keys, columns, strict=True)}
+        pooled = self._lookup_engine.raw_connection()
+        try:
+            return (
+                Executor(pooled.dbapi_connection, self.engine.dialect)
+                .execute(statement, arrays, cache=True)
+                .rows
+            )
+        finally:
+            pooled.close()
 
     @contextmanager
     def write_at_once(self) -> Iterator[SqlTransaction]:
@@ -602,13 +709,51 @@ class SqlStore:
         """True when a read may run on the event loop (see the theory of operation)."""
         return self._sqlite
 
+    @property
+    def awaiting_reads(self) -> bool:
+        """True when code run by ``sqlalchemy.util.greenlet_spawn`` on the event loop may
+        read: its reads then await the database (``_awaiting``) instead of blocking the
+        loop, so read-only calls need no worker thread. Why not threads: a hop to one and
+        back, and the GIL handed between it and the busy loop, cost a PostgreSQL
+        GetSecretValue more CPU than the query (bench/micro_get.py). Writes still block,
+        so only calls that never write may run so."""
+        return self._awaited is not None
+
     def close(self) -> None:
         if self._lock_file is not None:
             os.close(self._lock_file)
             self._lock_file = None
         if self._autocommit is not None:
             self._autocommit.dispose()
+        for awaiting in (self._awaited, self._lookup_engine):
+            if awaiting is not None:
+                # Closing an async connection takes the loop that is going away; the process
+                # ends (or the test's database is dropped) right after, which closes them.
+                awaiting.dispose(close=False)
         self.engine.dispose()
+
+
+def _awaiting_engine(engine: Engine, connections: int = AWAITING_CONNECTIONS) -> Engine | None:
+    """The engine of ``SqlStore._awaiting``: the same reads for calls the event loop runs
+    (``awaiting_reads``), on psycopg's async connections, used from synchronous code through
+    SQLAlchemy's greenlet bridge. None without greenlet (the ``postgres`` extra brings it):
+    those calls then read in worker threads, as every other read does."""
+    try:
+        from sqlalchemy.ext.asyncio import create_async_engine  # noqa: PLC0415
+    except ImportError:
+        logger.warning("greenlet is not installed: PostgreSQL reads go through threads")
+        return None
+    # A fixed pool: calls beyond it wait for a connection on the loop (each holds one for
+    # a round trip only). Overflow connections would be opened and closed again all the
+    # time under load, each a new PostgreSQL backend.
+    awaiting = create_async_engine(
+        engine.url,
+        isolation_level="AUTOCOMMIT",
+        pool_size=connections,
+        max_overflow=0,
+        pool_reset_on_return=None,
+    )
+    return awaiting.sync_engine
 
 
 @contextmanager
