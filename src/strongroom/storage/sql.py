@@ -50,7 +50,7 @@ _STAGED_MANY = {
     "arn": (q.STAGED_BY_ARNS, ("arn", "stage")),
 }
 
-AWAITING_CONNECTIONS = 16  # per process: SqlStore._awaiting
+AWAITING_CONNECTIONS = 8  # per process: SqlStore._awaiting (docs/deploy.md counts them)
 
 # serialization_failure, deadlock_detected: the transaction may simply be run again.
 _RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
