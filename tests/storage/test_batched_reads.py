@@ -119,3 +119,22 @@ def test_a_failed_statement_fails_each_of_its_calls() -> None:
     # All five asked in the same turn of the loop, before the statement left: one for all.
     assert [str(o) for o in outcomes] == ["no database for 5 name lookups"] * 5
     assert lookups.statements == 1
+
+
+def test_the_lookups_connection_plans_its_statement_once(store: SqlStore, backend: str) -> None:
+    """Else PostgreSQL plans the batched lookup on every run (the array's length unknown to
+    the generic plan), which cost several times the lookup itself."""
+    if backend == "sqlite":
+        return  # SQLite keeps its own statement cache; there is no such setting
+
+    def setting() -> str:
+        pooled = store._lookup_engine.raw_connection()  # type: ignore[union-attr]
+        try:
+            cursor = pooled.dbapi_connection.cursor()
+            cursor.execute("SHOW plan_cache_mode")
+            value: str = cursor.fetchall()[0][0]
+            return value
+        finally:
+            pooled.close()
+
+    assert asyncio.run(greenlet_spawn(setting)) == "force_generic_plan"
