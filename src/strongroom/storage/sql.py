@@ -208,11 +208,13 @@ class SqlTransaction(IamQueries, RotationQueries, AuditQueries):
 
     # -- versions and labels -------------------------------------------------------------------
     def versions(self, secret_pk: int) -> list[VersionRow]:
-        stages: dict[int, list[str]] = {}
-        for version_pk, stage in self._run(q.STAGES_OF_SECRET, pk=secret_pk):
-            stages.setdefault(version_pk, []).append(stage)
-        rows = self._run(q.VERSIONS_OF_SECRET, pk=secret_pk)
-        return [_version(row, stages.get(row.pk)) for row in rows]
+        versions: list[VersionRow] = []
+        for row in self._run(q.VERSIONS_OF_SECRET, pk=secret_pk):  # a row per label
+            if not versions or versions[-1].pk != row.pk:
+                versions.append(_version(row))
+            if row.held_stage is not None:
+                versions[-1].stages.append(row.held_stage)
+        return versions
 
     def _version_with_labels(self, statement: Any, **params: Any) -> VersionRow | None:
         rows = self._run(statement, **params).rows  # one per label of the version
@@ -252,18 +254,23 @@ class SqlTransaction(IamQueries, RotationQueries, AuditQueries):
         sealed: bytes | None,
         key_id: str | None,
     ) -> VersionRow:
-        try:
-            with self.db.savepoint():
-                pk = self._run(
-                    q.INSERT_VERSION,
-                    secret_pk=secret_pk,
-                    version_id=version_id,
-                    created_at=created_at,
-                    sealed=sealed,
-                    master_key_id=key_id,
-                ).scalar()
-        except ConstraintViolation as exc:
-            raise AlreadyExists(version_id) from exc
+        values = {
+            "secret_pk": secret_pk,
+            "version_id": version_id,
+            "created_at": created_at,
+            "sealed": sealed,
+            "master_key_id": key_id,
+        }
+        if self.dialect_name == "postgresql":
+            pk = self._run(q.INSERT_VERSION_UNLESS_TAKEN, **values).scalar()
+            if pk is None:
+                raise AlreadyExists(version_id)
+        else:
+            try:
+                with self.db.savepoint():
+                    pk = self._run(q.INSERT_VERSION, **values).scalar()
+            except ConstraintViolation as exc:
+                raise AlreadyExists(version_id) from exc
         return VersionRow(
             pk=int(pk),
             secret_pk=secret_pk,
@@ -770,8 +777,8 @@ def _plan_once(dbapi_connection: Any, _record: Any) -> None:
     does: the generic plan cannot know the arrays' length and assumes ten lookups. Planning
     that join cost several times more than running it (PostgreSQL's CPU per lookup: 370 µs
     alone, 27 in batches of 16, against 80 and 17 with the generic plan); the generic plan
-    is the same loop of index lookups (LATERAL), whatever the length. A database without the setting (before
-    PostgreSQL 12, or a compatible one) just plans each run, as before.
+    is the same loop of index lookups (LATERAL), whatever the length. A database without
+    the setting (before PostgreSQL 12, or a compatible one) just plans each run, as before.
     """
     cursor = dbapi_connection.cursor()
     try:

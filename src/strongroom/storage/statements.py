@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from strongroom.storage import schema
@@ -32,13 +33,17 @@ LOCK_SECRET = sa.select(_S.c.pk).where(_S.c.pk == _p("pk")).with_for_update()
 INSERT_SECRET = (
     sa.insert(_S).values({n: _p(n) for n in SECRET_FIELDS if n != "pk"}).returning(_S.c.pk)
 )
-STAGES_OF_SECRET = sa.select(_L.c.version_pk, _L.c.stage).where(_L.c.secret_pk == _p("pk"))
-VERSIONS_OF_SECRET = (
-    sa.select(_V).where(_V.c.secret_pk == _p("pk")).order_by(_V.c.created_at, _V.c.pk)
-)
 # A version with its labels in one query: one row per label (a single row with a NULL label
 # for a version that has none), so a read costs one round trip instead of two.
 _HELD = _L.alias("held")
+# Every version of a secret, oldest first, with its labels: one row per label (a single row
+# with a NULL label for a version that has none), a version's rows next to each other.
+VERSIONS_OF_SECRET = (
+    sa.select(_V, _HELD.c.stage.label("held_stage"))
+    .outerjoin(_HELD, _HELD.c.version_pk == _V.c.pk)
+    .where(_V.c.secret_pk == _p("pk"))
+    .order_by(_V.c.created_at, _V.c.pk)
+)
 VERSION_BY_ID = (
     sa.select(_V, _HELD.c.stage.label("held_stage"))
     .outerjoin(_HELD, _HELD.c.version_pk == _V.c.pk)
@@ -105,16 +110,18 @@ LABELS_OF_SECRET = (
     .join(_V, _V.c.pk == _L.c.version_pk)
     .where(_L.c.secret_pk == _p("pk"))
 )
-INSERT_VERSION = (
-    sa.insert(_V)
-    .values(
-        secret_pk=_p("secret_pk"),
-        version_id=_p("version_id"),
-        created_at=_p("created_at"),
-        sealed=_p("sealed"),
-        master_key_id=_p("master_key_id"),
-    )
-    .returning(_V.c.pk)
+_NEW_VERSION = {
+    "secret_pk": _p("secret_pk"),
+    "version_id": _p("version_id"),
+    "created_at": _p("created_at"),
+    "sealed": _p("sealed"),
+    "master_key_id": _p("master_key_id"),
+}
+INSERT_VERSION = sa.insert(_V).values(_NEW_VERSION).returning(_V.c.pk)
+# PostgreSQL: a version id already taken returns no row instead of failing, which would
+# abort the transaction unless a savepoint (two more round trips) caught it.
+INSERT_VERSION_UNLESS_TAKEN = (
+    postgresql.insert(_V).values(_NEW_VERSION).on_conflict_do_nothing().returning(_V.c.pk)
 )
 SET_VERSION_VALUE = (
     sa.update(_V)
