@@ -388,9 +388,13 @@ MAX_ATTEMPTS = 5
 # Only on PostgreSQL, whose text cannot hold U+0000 (SQLite stores it); Strongroom's text.
 NUL_REFUSED = "Strongroom cannot store the NUL character (U+0000) in this database."
 # On a server database every statement waits on the network: more threads keep the CPU busy
-# meanwhile (each holds a pooled connection: SqlStore's pool has 8 + 24 overflow).
-SERVER_DATABASE_THREADS = 8
-SERVER_DATABASE_WRITERS = 6
+# meanwhile (each holds a pooled connection: SqlStore's pool has 8 + 24 overflow). The reads
+# of GetSecretValue and DescribeSecret run on the event loop instead (SqlStore.awaiting_reads):
+# these threads serve the other reads, so a few do, and each process holds fewer connections.
+SERVER_DATABASE_THREADS = 4
+# More writers only contend for the GIL: PutSecretValue on PostgreSQL did 812-858/s with 4,
+# 700-764/s with 6 (2 workers; it is CPU-bound, not waiting on the database).
+SERVER_DATABASE_WRITERS = 4
 
 
 def retrying(attempt: Callable[[], Outcome]) -> Outcome:

@@ -10,11 +10,13 @@ migrate``, before any node starts.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -205,13 +207,26 @@ class Cluster:
 
 
 @contextlib.contextmanager
+def one_cluster_at_a_time() -> Iterator[None]:
+    """Held while a cluster runs, across the test processes (pytest -n): two clusters under
+    load beside the other tests' servers took more connections than PostgreSQL's default
+    max_connections (100) allows, which failed calls with "too many clients"."""
+    with (Path(tempfile.gettempdir()) / "strongroom-test-clusters.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
 def running_cluster(root: Path, size: int = 3) -> Iterator[Cluster]:
     """A fresh database, migrated once; ``size`` nodes answering HTTP; all stopped afterwards.
 
     The first node starts alone and creates the master key file; the others start together
     once it answers, and read that file.
     """
-    with fresh_postgres_database() as url:
+    with one_cluster_at_a_time(), fresh_postgres_database() as url:
         cluster = Cluster(database_url=url, master_key_file=root / "master.key", root=root)
         migrated = cluster.cli(
             "migrate", "--data-dir", str(root / "migrate"), "--database-url", url

@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+from tests.multinode.cluster import one_cluster_at_a_time
 from tests.postgres import fresh_postgres_database
 
 from strongroom.crypto.keys import load_or_create_keyring
@@ -23,7 +24,7 @@ NODES = 4
 def test_nodes_starting_together_on_an_empty_database_all_come_up(tmp_path: Path) -> None:
     key_file = tmp_path / "master.key"
     load_or_create_keyring(key_file)  # distributed to every node before they start
-    with fresh_postgres_database() as url:
+    with one_cluster_at_a_time(), fresh_postgres_database() as url:
         barrier = threading.Barrier(NODES)
         opened: list[Installation] = []
         failures: list[BaseException] = []

@@ -12,6 +12,7 @@ and how a write transaction serialises (see ``storage.base``):
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import logging
 import os
@@ -23,6 +24,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.util import greenlet_spawn
 from sqlalchemy.util.concurrency import in_greenlet
 
 from strongroom.storage import schema
@@ -50,7 +52,7 @@ _STAGED_MANY = {
     "arn": (q.STAGED_BY_ARNS, ("arn", "stage")),
 }
 
-AWAITING_CONNECTIONS = 8  # per process: SqlStore._awaiting (docs/deploy.md counts them)
+AWAITING_CONNECTIONS = 4  # per process: SqlStore._awaiting (docs/deploy.md counts them)
 
 # serialization_failure, deadlock_detected: the transaction may simply be run again.
 _RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
@@ -413,7 +415,7 @@ class _AwaitedTransaction(SqlTransaction):
 
     def release(self) -> None:
         if self._pooled is not None:
-            self._pooled.close()  # back to the pool
+            give_back(self._pooled)
             self._pooled = self._db = None
 
     def staged_by_name(
@@ -459,17 +461,18 @@ class SqlStore:
         # A server database reads in autocommit: at READ COMMITTED every statement takes its
         # own snapshot anyway, so a read transaction gives nothing more, and BEGIN and COMMIT
         # would be two more round trips on every read (half of a GetSecretValue's). So do
-        # writes of one statement (``write_at_once``). Kept open: the 8 threads of calls that
+        # writes of one statement (``write_at_once``). Kept open: the 4 threads of calls that
         # read (app.SERVER_DATABASE_THREADS), the audit commit thread and the background
-        # threads. With 8, connections beyond it were opened and closed all the time under
-        # load, each a new PostgreSQL backend (about 10 a second at 2,000 reads/s).
+        # threads. Fewer than they need and connections beyond the pool were opened and
+        # closed all the time under load, each a new PostgreSQL backend (about 10 a second
+        # at 2,000 reads/s, when GetSecretValue still read in those threads).
         self._autocommit = (
             None
             if self._sqlite
             else sa.create_engine(
                 engine.url,
                 isolation_level="AUTOCOMMIT",
-                pool_size=12,
+                pool_size=8,
                 max_overflow=20,
                 pool_reset_on_return=None,
             )
@@ -539,7 +542,7 @@ class SqlStore:
             with self._sqlite_transaction(pooled.driver_connection, begin) as tx:
                 yield tx
         finally:
-            pooled.close()  # back to the pool
+            give_back(pooled)
 
     @contextmanager
     def _pooled_transaction(self) -> Iterator[SqlTransaction]:
@@ -551,11 +554,14 @@ class SqlStore:
                 try:
                     yield SqlTransaction(Executor(connection, self.engine.dialect))
                 except BaseException:
-                    connection.rollback()
+                    try:
+                        connection.rollback()
+                    except Exception:  # noqa: BLE001 - the error in flight is the one to raise
+                        connection.close()  # in an unknown state: dropped, not reused
                     raise
                 connection.commit()
         finally:
-            pooled.close()  # back to the pool
+            give_back(pooled)
 
     @contextmanager
     def read(self) -> Iterator[SqlTransaction]:
@@ -587,7 +593,7 @@ class SqlStore:
             with _conflicts_retryable():
                 yield SqlTransaction(Executor(pooled.driver_connection, self.engine.dialect))
         finally:
-            pooled.close()  # back to the pool
+            give_back(pooled)
 
     @contextmanager
     def _awaiting(self) -> Iterator[SqlTransaction]:
@@ -622,7 +628,7 @@ class SqlStore:
                 .rows
             )
         finally:
-            pooled.close()
+            give_back(pooled)
 
     @contextmanager
     def write_at_once(self) -> Iterator[SqlTransaction]:
@@ -736,10 +742,21 @@ class SqlStore:
             self._autocommit.dispose()
         for awaiting in (self._awaited, self._lookup_engine):
             if awaiting is not None:
-                # Closing an async connection takes the loop that is going away; the process
-                # ends (or the test's database is dropped) right after, which closes them.
-                awaiting.dispose(close=False)
+                _dispose_awaiting(awaiting)
         self.engine.dispose()
+
+
+def give_back(pooled: Any) -> None:
+    """Return a pooled connection, or drop it if it is broken (the server restarted, a
+    network failure, an idle timeout): the pool then makes a new one at the next checkout.
+    Connections are used raw here (``storage.execute``), so SQLAlchemy never sees the error
+    that would make it drop them itself; without this, every later call that drew a broken
+    connection failed until the process restarted."""
+    connection = pooled.driver_connection
+    if getattr(connection, "broken", False) or getattr(connection, "closed", False):
+        pooled.invalidate()
+    else:
+        pooled.close()
 
 
 def _awaiting_engine(
@@ -767,6 +784,21 @@ def _awaiting_engine(
     if generic_plans:
         event.listen(awaiting.sync_engine, "connect", _plan_once)
     return awaiting.sync_engine
+
+
+def _dispose_awaiting(engine: Engine) -> None:
+    """Close an awaiting engine's connections. Closing an async connection must be awaited,
+    and the loop that used them may be gone or may be the caller's own: a short-lived loop
+    of its own, in a thread of its own, does it. Left to the garbage collector instead, they
+    stayed open (``gc.freeze`` at start-up keeps much from it), and a process that opens
+    and closes stores (tests, ``strongroom copy``) ran PostgreSQL out of connections."""
+
+    def dispose() -> None:
+        asyncio.run(greenlet_spawn(engine.dispose))
+
+    closer = threading.Thread(target=dispose, name="strongroom-dispose")
+    closer.start()
+    closer.join(10.0)
 
 
 def _plan_once(dbapi_connection: Any, _record: Any) -> None:
