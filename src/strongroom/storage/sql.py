@@ -772,8 +772,8 @@ def _awaiting_engine(
         logger.warning("greenlet is not installed: PostgreSQL reads go through threads")
         return None
     # A fixed pool: calls beyond it wait for a connection on the loop (each holds one for
-    # a round trip only). Overflow connections would be opened and closed again all the
-    # time under load, each a new PostgreSQL backend.
+    # its read only, a few round trips). Overflow connections would be opened and closed
+    # again all the time under load, each a new PostgreSQL backend.
     awaiting = create_async_engine(
         engine.url,
         isolation_level="AUTOCOMMIT",
@@ -789,9 +789,10 @@ def _awaiting_engine(
 def _dispose_awaiting(engine: Engine) -> None:
     """Close an awaiting engine's connections. Closing an async connection must be awaited,
     and the loop that used them may be gone or may be the caller's own: a short-lived loop
-    of its own, in a thread of its own, does it. Left to the garbage collector instead, they
-    stayed open (``gc.freeze`` at start-up keeps much from it), and a process that opens
-    and closes stores (tests, ``strongroom copy``) ran PostgreSQL out of connections."""
+    of its own, in a thread of its own, does it. Merely dropped (``dispose(close=False)``),
+    they stayed open until a full garbage collection found them (they sit in reference
+    cycles, and ``gc.freeze`` at start-up keeps much from the collector), which a process
+    that opens and closes stores (the tests, ``strongroom copy``) cannot afford."""
 
     def dispose() -> None:
         asyncio.run(greenlet_spawn(engine.dispose))
