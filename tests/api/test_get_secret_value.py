@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from botocore.exceptions import ClientError
@@ -333,3 +334,35 @@ def test_last_accessed_date_is_a_whole_day_on_the_wire(server, region, client, c
     raw = signed_call(server.url, region, "DescribeSecret", {"SecretId": "app"})
     assert raw.body["LastAccessedDate"] == midnight
     assert midnight % DAY == 0
+
+
+# --- many calls at once ----------------------------------------------------------------------
+
+
+def test_concurrent_reads_each_get_their_own_secrets_value(client):
+    """On PostgreSQL the lookups of concurrent calls share statements
+    (storage/batched_reads.py): no call may get another's answer, whether it names its
+    secret by name, full ARN or partial ARN, or asks for another label."""
+    names = [f"many/{n}" for n in range(24)]
+    arns = {n: client.create_secret(Name=n, SecretString=f"first-{n}")["ARN"] for n in names}
+    for name in names[::2]:
+        client.put_secret_value(
+            SecretId=name, SecretString=f"second-{name}", ClientRequestToken=token()
+        )
+
+    def read(n: int) -> tuple[str, str, str]:
+        name = names[n % len(names)]
+        secret_id = (name, arns[name], arns[name][: -len("-AbC123")])[n % 3]
+        previous = n % 4 == 0 and names.index(name) % 2 == 0
+        kwargs = {"VersionStage": PREVIOUS} if previous else {}
+        got = client.get_secret_value(SecretId=secret_id, **kwargs)
+        expected = (
+            f"second-{name}" if names.index(name) % 2 == 0 and not previous else f"first-{name}"
+        )
+        return got["SecretString"], expected, got["ARN"]
+
+    with ThreadPoolExecutor(12) as pool:
+        answers = list(pool.map(read, range(288)))
+    assert [(value, arn) for value, _, arn in answers] == [
+        (expected, arns[names[n % len(names)]]) for n, (_, expected, _) in enumerate(answers)
+    ]
