@@ -18,8 +18,8 @@ SECRETS = 12
 
 
 def _seed(store: SqlStore) -> None:
-    """Secrets s0..s11: AWSCURRENT on every one, AWSPREVIOUS (and a label of its own) on the
-    even ones, each version's value naming its secret."""
+    """Secrets s0..s11: AWSCURRENT on every one, its value naming its secret; AWSPREVIOUS
+    and a label of its own on an older version of the even ones."""
     with store.write() as tx:
         for n in range(SECRETS):
             row = new_secret(tx, f"s{n}")
