@@ -173,7 +173,7 @@ class Executor:
     ) -> Result:
         compiled = self.compiled(statement, cache=cache)
         values = compiled.parameters(params)
-        if self._text_refuses_nul and _has_nul(values):
+        if self._text_refuses_nul and has_nul(values):
             # PostgreSQL text cannot hold U+0000, so no stored row can equal such a value: a
             # query finds nothing, and a write is refused (SQLite stores it as given).
             if isinstance(statement, Select):
@@ -198,7 +198,7 @@ class Executor:
             statement = table.insert().values({name: bindparam(name) for name in rows[0]})
             compiled = _INSERTS[key] = Compiled(statement, self.dialect, expand=False)
         values = [compiled.parameters(row) for row in rows]
-        if self._text_refuses_nul and any(_has_nul(v) for v in values):
+        if self._text_refuses_nul and any(has_nul(v) for v in values):
             raise TextNotStorable("text with a NUL character cannot be stored")
         many = len(values) > 1
         if many and self.dialect.name == "postgresql":
@@ -265,7 +265,8 @@ def _raw_cursor(connection: Any) -> Any:
     return psycopg.RawCursor(connection)
 
 
-def _has_nul(values: Sequence[Any] | Mapping[str, Any]) -> bool:
+def has_nul(values: Sequence[Any] | Mapping[str, Any]) -> bool:
+    """Whether any text among ``values`` holds U+0000 (PostgreSQL text cannot)."""
     items = values.values() if isinstance(values, Mapping) else values
     return any(isinstance(v, str) and "\x00" in v for v in items)
 

@@ -40,7 +40,7 @@ from strongroom.storage.base import (
     VersionRow,
 )
 from strongroom.storage.batched_reads import StagedLookups
-from strongroom.storage.execute import Executor, Result
+from strongroom.storage.execute import Executor, Result, has_nul
 from strongroom.storage.filters import SORT_COLUMNS, filter_clause
 from strongroom.storage.iam import IamQueries
 from strongroom.storage.rotation import RotationQueries
@@ -415,7 +415,7 @@ class _AwaitedTransaction(SqlTransaction):
 
     def release(self) -> None:
         if self._pooled is not None:
-            give_back(self._pooled)
+            _give_back(self._pooled)
             self._pooled = self._db = None
 
     def staged_by_name(
@@ -429,8 +429,8 @@ class _AwaitedTransaction(SqlTransaction):
     def _staged_lookup(
         self, kind: str, values: tuple[str, ...]
     ) -> tuple[SecretRow, VersionRow | None] | None:
-        if any("\x00" in value for value in values):
-            return None  # PostgreSQL text holds no NUL: no stored row has it (Executor.execute)
+        if has_nul(values):
+            return None  # no stored row can hold it, as Executor.execute answers a SELECT
         return _staged_rows(self._lookups.rows(kind, values))
 
 
@@ -542,7 +542,7 @@ class SqlStore:
             with self._sqlite_transaction(pooled.driver_connection, begin) as tx:
                 yield tx
         finally:
-            give_back(pooled)
+            _give_back(pooled)
 
     @contextmanager
     def _pooled_transaction(self) -> Iterator[SqlTransaction]:
@@ -561,7 +561,7 @@ class SqlStore:
                     raise
                 connection.commit()
         finally:
-            give_back(pooled)
+            _give_back(pooled)
 
     @contextmanager
     def read(self) -> Iterator[SqlTransaction]:
@@ -593,7 +593,7 @@ class SqlStore:
             with _conflicts_retryable():
                 yield SqlTransaction(Executor(pooled.driver_connection, self.engine.dialect))
         finally:
-            give_back(pooled)
+            _give_back(pooled)
 
     @contextmanager
     def _awaiting(self) -> Iterator[SqlTransaction]:
@@ -628,7 +628,7 @@ class SqlStore:
                 .rows
             )
         finally:
-            give_back(pooled)
+            _give_back(pooled)
 
     @contextmanager
     def write_at_once(self) -> Iterator[SqlTransaction]:
@@ -746,7 +746,7 @@ class SqlStore:
         self.engine.dispose()
 
 
-def give_back(pooled: Any) -> None:
+def _give_back(pooled: Any) -> None:
     """Return a pooled connection, or drop it if it is broken (the server restarted, a
     network failure, an idle timeout): the pool then makes a new one at the next checkout.
     Connections are used raw here (``storage.execute``), so SQLAlchemy never sees the error
