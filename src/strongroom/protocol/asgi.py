@@ -310,7 +310,8 @@ class Frontend:
         return status, body
 
     async def _run(self, lane: Lane, function: Callable[..., Outcome], *args: Any) -> Outcome:
-        """A call's operation in a worker thread; a write in the next write group, if any."""
+        """A call's operation in a worker thread, or on the loop in a greenlet ("awaited"); a
+        write in the next write group, if any."""
         call = functools.partial(function, *args)
         if lane == "awaited":
             awaited: Outcome = await greenlet_spawn(call)
