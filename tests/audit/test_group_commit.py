@@ -42,7 +42,7 @@ def test_concurrent_records_share_transactions_and_all_land(store: SqlStore) -> 
     committer = GroupCommitter(store)
 
     async def many() -> None:
-        await asyncio.gather(*(committer.commit(row()) for _ in range(200)))
+        await asyncio.gather(*(committer.commit(row) for _ in range(200)))
 
     asyncio.run(many())
     committer.close()
@@ -53,10 +53,10 @@ def test_concurrent_records_share_transactions_and_all_land(store: SqlStore) -> 
 
 def test_a_record_offered_after_close_fails_at_once(store: SqlStore) -> None:
     committer = GroupCommitter(store)
-    asyncio.run(committer.commit(row()))
+    asyncio.run(committer.commit(row))
     committer.close()
     with pytest.raises(AuditUnavailable):
-        asyncio.run(asyncio.wait_for(committer.commit(row()), timeout=5))
+        asyncio.run(asyncio.wait_for(committer.commit(row), timeout=5))
     with store.read() as tx:
         assert len(tx.audit_events(AuditQuery(limit=10))) == 1
 
@@ -72,10 +72,29 @@ def test_a_record_waits_for_the_calls_under_way_to_share_its_transaction(
     async def four() -> None:
         async def one(delay: float) -> None:
             await asyncio.sleep(delay)
-            await committer.commit(row())
+            await committer.commit(row)
 
         await asyncio.wait_for(asyncio.gather(*(one(n * 0.05) for n in range(4))), timeout=10)
 
     asyncio.run(four())
     assert committer.batches == 1
     committer.close()
+
+
+def test_a_record_that_cannot_be_rendered_fails_its_call_alone(store: SqlStore) -> None:
+    committer = GroupCommitter(store)
+
+    def broken() -> AuditEventRow:
+        raise ValueError("not JSON serializable")
+
+    async def together() -> list[BaseException | None]:
+        return await asyncio.gather(
+            *map(committer.commit, [row, broken, row]), return_exceptions=True
+        )
+
+    first, failed, last = asyncio.run(together())
+    committer.close()
+    assert isinstance(failed, ValueError)  # the front end answers this call with an error
+    assert (first, last) == (None, None)
+    with store.read() as tx:
+        assert len(tx.audit_events(AuditQuery(limit=10))) == 2

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from strongroom.audit.journal import Journal, adopt_orphans, decode, encode, settle
-from strongroom.audit.trail import AuditUnavailable, Gathering
+from strongroom.audit.trail import AuditUnavailable, Gathering, PendingRecord
 from strongroom.storage import migrate
 from strongroom.storage.base import AuditEventRow, AuditQuery
 from strongroom.storage.sql import SqlStore
@@ -51,11 +51,17 @@ def stored(store: SqlStore) -> list[AuditEventRow]:
         return tx.audit_events(AuditQuery(newest_first=False, limit=100_000))
 
 
+def pending(made: AuditEventRow) -> PendingRecord:
+    """``made`` as a record still to be rendered, as the front end hands records over."""
+    return lambda: made
+
+
 def commit_all(journal: Journal, rows: list[AuditEventRow]) -> None:
     """Commit ``rows`` concurrently; raises the first failure once every one is settled."""
 
     async def many() -> list[BaseException | None]:
-        return await asyncio.gather(*(journal.commit(r) for r in rows), return_exceptions=True)
+        commits = (journal.commit(pending(r)) for r in rows)
+        return await asyncio.gather(*commits, return_exceptions=True)
 
     for outcome in asyncio.run(many()):
         if isinstance(outcome, BaseException):
@@ -102,7 +108,7 @@ def test_records_are_batched_and_each_reaches_the_trail_once(
     journal.close()
     assert list((tmp_path / "journal").iterdir()) == []  # all moved in, lock file gone
     with pytest.raises(AuditUnavailable):
-        asyncio.run(journal.commit(row()))  # a stopping server refuses rather than loses
+        asyncio.run(journal.commit(row))  # a stopping server refuses rather than loses
 
 
 def test_a_record_waits_for_the_calls_under_way_to_share_its_fdatasync(
@@ -129,7 +135,7 @@ def test_a_record_waits_for_the_calls_under_way_to_share_its_fdatasync(
 
     async def one_waits_while_the_other_ends() -> None:
         asyncio.get_running_loop().call_later(0.1, journal.gathering.call_ended)
-        await asyncio.wait_for(journal.commit(row()), timeout=10)
+        await asyncio.wait_for(journal.commit(row), timeout=10)
 
     asyncio.run(one_waits_while_the_other_ends())
     assert journal.batches == 1
@@ -142,6 +148,27 @@ def test_a_record_waits_for_the_calls_under_way_to_share_its_fdatasync(
     commit_all(journal, [row(), row()])
     assert time.monotonic() - started >= 0.3
     assert journal.batches == 1
+    journal.close()
+
+
+def test_a_record_that_cannot_be_rendered_fails_its_call_alone(
+    store: SqlStore, tmp_path: Path
+) -> None:
+    journal = Journal(store, tmp_path / "journal")
+    kept = [row() for _ in range(3)]
+
+    def broken() -> AuditEventRow:
+        raise ValueError("not JSON serializable")
+
+    async def together() -> list[BaseException | None]:
+        records = [pending(kept[0]), broken, pending(kept[1]), pending(kept[2])]
+        return await asyncio.gather(*map(journal.commit, records), return_exceptions=True)
+
+    first, failed, *rest = asyncio.run(together())
+    assert isinstance(failed, ValueError)  # the front end answers this call with an error
+    assert [first, *rest] == [None, None, None]
+    journal.ingest()
+    assert sorted(r.event_id for r in stored(store)) == sorted(r.event_id for r in kept)
     journal.close()
 
 
@@ -184,7 +211,7 @@ def test_a_syncer_that_dies_fails_the_batch_it_held_and_a_new_one_takes_over(
 
     async def syncer_killed_mid_batch() -> list[BaseException | None]:
         os.kill(pid, signal.SIGSTOP)  # it takes the request but cannot answer
-        commits = asyncio.gather(*(journal.commit(r) for r in lost), return_exceptions=True)
+        commits = asyncio.gather(*map(journal.commit, map(pending, lost)), return_exceptions=True)
         await asyncio.sleep(0)  # the commits run up to their wait
         assert journal._in_flight is not None  # the first record's sync is asked for
         os.kill(pid, signal.SIGKILL)
@@ -208,9 +235,7 @@ def test_records_still_gathering_when_the_journal_closes_fail_closed(
     journal.gathering.calls_in_flight = 5  # more calls under way: the two records wait
 
     async def closed_meanwhile() -> list[BaseException | None]:
-        commits = asyncio.gather(
-            journal.commit(row()), journal.commit(row()), return_exceptions=True
-        )
+        commits = asyncio.gather(journal.commit(row), journal.commit(row), return_exceptions=True)
         await asyncio.sleep(0)  # both wait in the gathering batch
         journal.close()  # a stopping server
         return await asyncio.wait_for(commits, timeout=10)
@@ -251,7 +276,7 @@ def test_a_dead_process_journal_is_adopted_exactly_once(store: SqlStore, tmp_pat
         "journal = Journal(SqlStore.from_url(sys.argv[1]), Path(sys.argv[2]))\n"
         "async def main():\n"
         "    for n in range(3):\n"
-        "        await journal.commit(AuditEventRow(str(uuid.uuid4()), time.time(),\n"
+        "        await journal.commit(lambda: AuditEventRow(str(uuid.uuid4()), time.time(),\n"
         "            'secretsmanager.amazonaws.com', 'GetSecretValue', 'root', None,\n"
         "            f'dead/{n}', True, '{}'))\n"
         "asyncio.run(main())\n"

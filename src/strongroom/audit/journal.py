@@ -50,7 +50,13 @@ from typing import Final
 
 from strongroom.audit.redaction import compact_json
 from strongroom.audit.syncer import Syncer
-from strongroom.audit.trail import AuditUnavailable, Gathering, answer_waiting
+from strongroom.audit.trail import (
+    AuditUnavailable,
+    Gathering,
+    PendingRecord,
+    answer_waiting,
+    rendered,
+)
 from strongroom.storage.base import AuditEventRow, Store
 
 logger = logging.getLogger("strongroom.audit")
@@ -62,7 +68,7 @@ _ADOPT_EVERY: Final = 20  # ingest rounds between looks for what dead processes 
 _MAX_RETRY_WAIT: Final = 5.0  # seconds
 
 
-# The records waiting for one write: each with its frame and the future its call awaits.
+# The records of one write: each with its frame and the future its call awaits.
 _Batch = list[tuple[AuditEventRow, bytes, "asyncio.Future[None]"]]
 
 
@@ -152,7 +158,7 @@ class Journal:
         self._segments: list[_Segment] = [self._new_segment()]
         self._segments_lock = threading.Lock()  # the list: the writer rolls, ingest retires
         self._ingest_lock = threading.Lock()
-        self._waiting: _Batch = []
+        self._waiting: list[tuple[PendingRecord, asyncio.Future[None]]] = []
         # The batch being synced, with its loop, segment and end: one at a time.
         self._in_flight: tuple[asyncio.AbstractEventLoop, _Segment, int, _Batch] | None = None
         self._syncer = Syncer(self._synced)
@@ -166,11 +172,12 @@ class Journal:
         return self._segments[-1].fd
 
     # -- appending (the event loop, and one writer thread) -------------------------------------
-    async def commit(self, row: AuditEventRow) -> None:
-        """Returns once ``row`` is on disk; raises ``AuditUnavailable`` when it could not be."""
+    async def commit(self, record: PendingRecord) -> None:
+        """Returns once ``record`` is on disk; raises ``AuditUnavailable`` when it could not
+        be, or what rendering it raised."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
-        self._waiting.append((row, encode(row), future))
+        self._waiting.append((record, future))
         if self._in_flight is None:
             self.gathering(loop, len(self._waiting), lambda: self._dispatch(loop))
         await future
@@ -180,10 +187,13 @@ class Journal:
         syncer to make it durable; the next batch gathers meanwhile (``syncer.py``: why a
         process and not a thread)."""
         self.gathering.leaving()
-        batch, self._waiting = self._waiting, []
+        waiting, self._waiting = self._waiting, []
         if self._closed:
-            self._done(batch, AuditUnavailable("the server is stopping"))
+            _refuse(waiting)
             return
+        batch = [(row, encode(row), future) for row, future in rendered(waiting)]
+        if not batch:
+            return  # not one could be rendered: each call has its error
         segment = self._segments[-1]
         data = b"".join(frame for _, frame, _ in batch)
         end = segment.durable + len(data)
@@ -308,7 +318,7 @@ class Journal:
         self._syncer.close()
         waiting, self._waiting = self._waiting, []
         with contextlib.suppress(RuntimeError):  # their loop has closed: nobody waits
-            self._done(waiting, AuditUnavailable("the server is stopping"))
+            _refuse(waiting)
         try:
             self.ingest()
             with self._segments_lock:
@@ -321,6 +331,11 @@ class Journal:
             logger.exception("the audit journal is left for the next start to move in")
         finally:
             os.close(self._lock_fd)  # releases the lock
+
+
+def _refuse(waiting: list[tuple[PendingRecord, asyncio.Future[None]]]) -> None:
+    """Fail closed: a stopping journal takes no more records."""
+    answer_waiting((future for _, future in waiting), AuditUnavailable("the server is stopping"))
 
 
 def adopt_orphans(store: Store, directory: Path) -> int:

@@ -364,9 +364,11 @@ class Frontend:
     ) -> bool:
         """Commit the call's record; False (and logged) when it could not be written."""
         assert self.audit is not None  # noqa: S101 - calls exist only with the audit on
+        record = functools.partial(
+            call.row, response=response, error_code=code, error_message=message
+        )
         try:
-            row = call.row(response=response, error_code=code, error_message=message)
-            await self.audit.committer.commit(row)
+            await self.audit.committer.commit(record)
         except Exception:
             logger.exception("request %s: its audit record could not be written", call.request_id)
             return False
