@@ -16,7 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from strongroom.audit.journal import Journal, adopt_orphans, decode, encode, settle
+from strongroom.audit.journal import (
+    Journal,
+    adopt_orphans,
+    decode,
+    encode,
+    frames_end,
+    settle,
+)
 from strongroom.audit.trail import AuditUnavailable, Gathering, PendingRecord
 from strongroom.storage import migrate
 from strongroom.storage.base import AuditEventRow, AuditQuery
@@ -95,15 +102,20 @@ def test_records_are_batched_and_each_reaches_the_trail_once(
 ) -> None:
     journal = Journal(store, tmp_path / "journal", segment_bytes=4096)  # rolls often
     rows = [row() for _ in range(300)]
-    commit_all(journal, rows)
-    assert 1 <= journal.batches < 300  # gathered behind the write in flight
+    commit_all(journal, rows[:150])
+    assert 1 <= journal.batches < 150  # gathered behind the write in flight
     assert stored(store) == []  # durable in the journal; not yet in the trail
 
-    assert journal.ingest() == 300
+    assert journal.ingest() == 150  # and it makes the next segment ready
+    commit_all(journal, rows[150:])  # the first, past 4 KiB, is left for that one
+    assert journal.ingest() == 150
     assert journal.ingest() == 0  # nothing twice
     assert sorted(r.event_id for r in stored(store)) == sorted(r.event_id for r in rows)
-    # Segments rolled past 4 KiB are gone once moved in; only the one being appended stays.
-    assert len(list((tmp_path / "journal").glob("*.log"))) == 1
+    # A segment left behind is gone once moved in; the one being appended stays, and the
+    # next one is ready (written with zeros through its capacity before any record).
+    names = sorted(path.name for path in (tmp_path / "journal").glob("*.log"))
+    assert [name[-10:] for name in names] == ["000002.log", "000003.log"]
+    assert (tmp_path / "journal" / names[1]).read_bytes() == bytes(4096)
 
     journal.close()
     assert list((tmp_path / "journal").iterdir()) == []  # all moved in, lock file gone
@@ -262,7 +274,9 @@ def test_the_syncer_ends_with_its_journal(store: SqlStore, tmp_path: Path) -> No
         os.kill(pid, 0)  # reaped, not left behind
 
 
-def test_a_dead_process_journal_is_adopted_exactly_once(store: SqlStore, tmp_path: Path) -> None:
+def test_a_dead_process_journal_is_adopted_exactly_once(
+    store: SqlStore, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     directory = tmp_path / "journal"
     live = Journal(store, directory)  # a process still running: its journal is its own
     commit_all(live, [row("DescribeSecret")])
@@ -285,14 +299,20 @@ def test_a_dead_process_journal_is_adopted_exactly_once(store: SqlStore, tmp_pat
     url = f"sqlite:///{tmp_path / 'audit.db'}"
     subprocess.run([sys.executable, "-c", script, url, str(directory)], check=True, timeout=60)  # noqa: S603 - our own code
 
+    # Its segment is mostly the zeros it was made with: no torn frame to warn of.
+    dead = [path for path in directory.glob("*.log") if not path.name.startswith(live.owner)]
+    assert all(path.stat().st_size > frames_end(path.read_bytes()) > 0 for path in dead)
     assert adopt_orphans(store, directory) == 3
     assert adopt_orphans(store, directory) == 0
+    assert "dropped" not in caplog.text
     assert sorted(r.resource_name or "" for r in stored(store)) == ["dead/0", "dead/1", "dead/2"]
     assert live.ingest() == 1  # the live process's record was never taken for a dead one's
     live.close()
 
 
-def test_adoption_resumes_where_a_crash_interrupted_it(store: SqlStore, tmp_path: Path) -> None:
+def test_adoption_resumes_where_a_crash_interrupted_it(
+    store: SqlStore, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """The progress of each segment is committed with its records: a crash after a commit
     and before the file was removed moves in only what was not moved in yet."""
     directory = tmp_path / "journal"
@@ -300,13 +320,15 @@ def test_adoption_resumes_where_a_crash_interrupted_it(store: SqlStore, tmp_path
     rows = [row() for _ in range(4)]
     frames = [encode(r) for r in rows]
     segment = directory / "4242-deadbeef-000001.log"
-    segment.write_bytes(b"".join(frames) + frames[0][:7])  # and a torn frame at the end
+    # And a torn frame at the end, then the zeros the segment was made with.
+    segment.write_bytes(b"".join(frames) + frames[0][:7] + bytes(4096))
     (directory / "4242-deadbeef.lock").touch()
     with store.write() as tx:
         tx.insert_audit_events(rows[:2])
         tx.set_meta(f"audit-journal:{segment.name}", str(len(frames[0]) + len(frames[1])))
 
     assert adopt_orphans(store, directory) == 2
+    assert "a batch cut short by a crash" in caplog.text  # the torn frame, not the zeros
     assert sorted(r.event_id for r in stored(store)) == sorted(r.event_id for r in rows)
     assert list(directory.iterdir()) == []
     with store.read() as tx:

@@ -186,13 +186,11 @@ class CallStore:
     def wrote(self) -> bool:
         return self._tx is not None
 
-    @contextmanager
-    def read(self) -> Iterator[Transaction]:
+    def read(self) -> AbstractContextManager[Transaction]:
         if self._tx is not None:
-            yield self._tx
-            return
-        with self._store.read() as tx:
-            yield tx
+            return contextlib.nullcontext(self._tx)
+        # The store's own, unwrapped: most calls never write (a wrapper cost each read more).
+        return self._store.read()
 
     @contextmanager
     def write(self) -> Iterator[Transaction]:
