@@ -20,6 +20,9 @@ What one invocation does (every server on 127.0.0.1, on a free port, with a temp
    the same data dir, with the audit trail on and off (STRONGROOM_AUDIT=false) in
    alternating rounds; the target is that the trail costs at most 15% of the rate.
 
+Before each timed GetSecretValue run on Strongroom, the records of the steps before it are
+sealed first (``sealing_settled``): a server under steady load seals records as they come.
+
 Every request is a real SigV4-signed request (botocore's signer) with Strongroom verifying
 every signature (no --dev) and decrypting every value. Requests are signed before a run and
 replayed by wrk (bench/replay.lua): a signature is valid for 5 minutes, far longer than a
@@ -240,8 +243,10 @@ class Bench:
         self.results.rows.append(row)
         print(f"  seeded {count:,} secrets through the API at {report.rate:,.0f}/s", flush=True)
 
-    def suite(self, server: h.Server, secrets: int) -> None:
-        """GetSecretValue, PutSecretValue, ListSecrets against a server holding ``secrets``."""
+    def suite(self, server: h.Server, secrets: int, data_dir: Path | None = None) -> None:
+        """GetSecretValue, PutSecretValue, ListSecrets against a server holding ``secrets``;
+        ``data_dir``: a Strongroom server's, whose trail is sealed before each timed
+        GetSecretValue run (``sealing_settled``)."""
         c, duration, warmup = self.args.connections, self.args.duration, self.args.warmup
         signer = h.Signer(server.port)
         indexes = self.sample(secrets)
@@ -257,6 +262,8 @@ class Bench:
         raws = [signer.sign(op, body) for op, body in items]
         for connections in sorted({c, 1}, reverse=True):  # loaded, then one at a time
             self.load(server, raws, connections, warmup)
+            if data_dir is not None:
+                sealing_settled(data_dir, server)
             result = self.load(server, raws, connections, duration)
             self.record(Row.of(GET, server.name, secrets, connections, result), result)
         # Not moto: it does not reach the rate, so its queue (and latency) would only grow
@@ -312,7 +319,7 @@ class Bench:
                 check_signatures_enforced(server)
                 if through_api:
                     self.seed_api(server, secrets)
-                self.suite(server, secrets)
+                self.suite(server, secrets, data_dir)
                 self.memory(server, secrets)
             finally:
                 server.stop()
@@ -349,9 +356,6 @@ class Bench:
                 signer = h.Signer(server.port)
                 raws = [signer.sign(op, body) for op, body in items]
                 self.load(server, raws, c, warmup)
-                # The records of earlier runs wait to be sealed into log files (with the
-                # trail on or off, the sealer seals what is there): sealed during the timed
-                # run, they would charge this round for another's calls.
                 backlog = sealing_settled(data_dir, server)
                 result = self.load(server, raws, c, duration)
             finally:
@@ -612,7 +616,12 @@ def audit_records(data_dir: Path) -> int:
 
 def sealing_settled(data_dir: Path, server: h.Server, timeout: float = 120.0) -> float:
     """Wait until a running server has sealed what its trail held (fewer records unsealed
-    than make a log file: the sealer then waits for more); how many seconds that took."""
+    than make a log file: the sealer then waits for more); how many seconds that took.
+
+    Before a timed GetSecretValue run: the records of the steps before it (seeding, the
+    first pass, warm-up) would otherwise be sealed during the run, on top of the run's own,
+    which a server under steady load seals as they come (with the trail on or off, the
+    sealer seals what is there)."""
     import sqlite3  # noqa: PLC0415 - only the audit rounds need it
 
     from strongroom.audit.sealing import SealPolicy  # noqa: PLC0415
