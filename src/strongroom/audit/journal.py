@@ -288,6 +288,9 @@ class Journal:
                 written = 0
                 while written < len(zeros):
                     written += os.pwrite(fd, zeros[written:], start + written)
+                # A mebibyte at a time: the disk never has megabytes of zeros queued ahead
+                # of a batch's sync (at 16 MiB at once, some syncs waited 5-20 ms).
+                os.fdatasync(fd)
             os.fsync(fd)
             _sync_folder(self.directory)
         except BaseException:
