@@ -452,12 +452,13 @@ def _adopt(store: Store, path: Path) -> int:
         start = int(tx.get_meta(key) or 0)
     data = path.read_bytes()[start:]
     rows, used = decode(data)
-    if data[used:].strip(b"\0"):  # more than the zeros a segment is made with
+    torn = len(data[used:].rstrip(b"\0"))  # the zeros a segment is made with are no loss
+    if torn:
         logger.warning(
             "%s: %d bytes after the last whole record (a batch cut short by a crash, never "
             "acknowledged) are dropped",
             path.name,
-            len(data) - used,
+            torn,
         )
     if rows:
         _insert(store, key, rows, start + used)
