@@ -68,6 +68,7 @@ from strongroom.audit.trail import (
     answer_waiting,
     rendered,
 )
+from strongroom.durable import sync_folder
 from strongroom.storage.base import AuditEventRow, Store
 
 logger = logging.getLogger("strongroom.audit")
@@ -292,7 +293,7 @@ class Journal:
                 # of a batch's sync (at 16 MiB at once, some syncs waited 5-20 ms).
                 os.fdatasync(fd)
             os.fsync(fd)
-            _sync_folder(self.directory)
+            sync_folder(self.directory)
         except BaseException:
             os.close(fd)
             path.unlink(missing_ok=True)
@@ -480,14 +481,6 @@ def _forget(store: Store, path: Path, key: str) -> None:
     path.unlink(missing_ok=True)
     with store.write() as tx:
         tx.delete_meta(key)
-
-
-def _sync_folder(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _claim(directory: Path, owner: str) -> int:

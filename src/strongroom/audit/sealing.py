@@ -54,6 +54,7 @@ from strongroom.audit import digests
 from strongroom.audit.digests import DIGESTS, HASH_ALGORITHM, LOGS, SIGNATURE_ALGORITHM
 from strongroom.audit.redaction import iso_time
 from strongroom.crypto.envelope import Sealer, aad_for_audit_key
+from strongroom.durable import sync_folder
 from strongroom.storage.base import (
     AuditFileRow,
     ConstraintViolation,
@@ -447,8 +448,4 @@ def _write_durably(path: Path, data: bytes) -> None:
         out.flush()
         os.fsync(out.fileno())
     partial.replace(path)
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    sync_folder(path.parent)

@@ -40,6 +40,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from strongroom.durable import sync_folder
+
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
     from pathlib import Path
@@ -373,15 +375,6 @@ def _write_private(path: Path, data: bytes) -> None:
         raise
 
 
-def _fsync_dir(directory: Path) -> None:
-    # Without this a crash can lose the rename, and with it a key that already wrapped data.
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _create_file(path: Path, data: bytes) -> bool:
     """Publish a new key file unless one exists; False if another process got there first."""
     tmp = _temp_path(path)
@@ -398,7 +391,7 @@ def _create_file(path: Path, data: bytes) -> bool:
                 return False
     finally:
         tmp.unlink(missing_ok=True)
-    _fsync_dir(path.parent)
+    sync_folder(path.parent)  # else a crash can lose a key that already wrapped data
     return True
 
 
@@ -410,7 +403,7 @@ def _replace_file(path: Path, data: bytes) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    sync_folder(path.parent)
 
 
 @contextlib.contextmanager
