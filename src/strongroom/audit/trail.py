@@ -243,7 +243,8 @@ class CallStore:
 # A call's record, not yet rendered: the committers render the records of a batch one
 # after another as the batch leaves. Rendered in the middle of each call's work, a record
 # cost about twice the CPU (its code and data cold in the CPU's caches again each time:
-# 20 µs against 10 per GetSecretValue, bench/micro_get.py).
+# 20 µs against 10 per GetSecretValue, timed among bench/micro_get.py's 16 calls at once
+# and alone).
 PendingRecord = Callable[[], AuditEventRow]
 
 
