@@ -4,6 +4,7 @@ batching, exactly-once ingest, what a dead process leaves, and a disk that refus
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import os
 import signal
@@ -204,6 +205,31 @@ def test_a_refused_write_fails_the_records_and_keeps_nothing_of_them(
     commit_all(journal, [after])
     journal.close()
     assert [r.event_id for r in stored(store)] == [kept.event_id, after.event_id]
+
+
+def test_a_segment_that_cannot_be_made_ready_leaves_nothing_and_records_go_on(
+    store: SqlStore,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    journal = Journal(store, tmp_path / "journal", segment_bytes=4096)
+    rows = [row() for _ in range(80)]
+    commit_all(journal, rows[:40])  # past the first segment's 4 KiB: nothing to roll into yet
+
+    def disk_full(fd: int, data: bytes, offset: int) -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    with monkeypatch.context() as patched:
+        patched.setattr(os, "pwrite", disk_full)  # while the next segment is being made
+        assert journal.ingest() == 40
+    assert "making the next audit journal segment failed" in caplog.text
+    assert len(list((tmp_path / "journal").glob("*.log"))) == 1  # no half-made segment
+
+    commit_all(journal, rows[40:])  # appended to the one segment meanwhile
+    assert journal.ingest() == 40
+    journal.close()
+    assert sorted(r.event_id for r in stored(store)) == sorted(r.event_id for r in rows)
 
 
 def syncer_pid(journal: Journal) -> int:
