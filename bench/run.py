@@ -622,7 +622,7 @@ def sealing_settled(data_dir: Path, server: h.Server, timeout: float = 120.0) ->
     first pass, warm-up) would otherwise be sealed during the run, on top of the run's own,
     which a server under steady load seals as they come (with the trail on or off, the
     sealer seals what is there)."""
-    import sqlite3  # noqa: PLC0415 - only the audit rounds need it
+    import sqlite3  # noqa: PLC0415 - only Strongroom's rows need it
 
     from strongroom.audit.sealing import SealPolicy  # noqa: PLC0415
 
