@@ -33,21 +33,18 @@ LOCK_SECRET = sa.select(_S.c.pk).where(_S.c.pk == _p("pk")).with_for_update()
 INSERT_SECRET = (
     sa.insert(_S).values({n: _p(n) for n in SECRET_FIELDS if n != "pk"}).returning(_S.c.pk)
 )
-# A version with its labels in one query: one row per label (a single row with a NULL label
+# Versions with their labels in one query: one row per label (a single row with a NULL label
 # for a version that has none), so a read costs one round trip instead of two.
 _HELD = _L.alias("held")
-# Every version of a secret, oldest first, with its labels: one row per label (a single row
-# with a NULL label for a version that has none), a version's rows next to each other.
-VERSIONS_OF_SECRET = (
-    sa.select(_V, _HELD.c.stage.label("held_stage"))
-    .outerjoin(_HELD, _HELD.c.version_pk == _V.c.pk)
-    .where(_V.c.secret_pk == _p("pk"))
-    .order_by(_V.c.created_at, _V.c.pk)
+_WITH_LABELS = sa.select(_V, _HELD.c.stage.label("held_stage")).outerjoin(
+    _HELD, _HELD.c.version_pk == _V.c.pk
 )
-VERSION_BY_ID = (
-    sa.select(_V, _HELD.c.stage.label("held_stage"))
-    .outerjoin(_HELD, _HELD.c.version_pk == _V.c.pk)
-    .where(_V.c.secret_pk == _p("secret_pk"), _V.c.version_id == _p("version_id"))
+# Every version of a secret, oldest first: a version's rows next to each other.
+VERSIONS_OF_SECRET = _WITH_LABELS.where(_V.c.secret_pk == _p("pk")).order_by(
+    _V.c.created_at, _V.c.pk
+)
+VERSION_BY_ID = _WITH_LABELS.where(
+    _V.c.secret_pk == _p("secret_pk"), _V.c.version_id == _p("version_id")
 )
 VERSION_BY_STAGE = (
     sa.select(_V, _HELD.c.stage.label("held_stage"))
