@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from sqlalchemy.util import greenlet_spawn
 from tests.storage.test_contract import ACCOUNT, REGION, T0, arn, new_secret
 
@@ -125,7 +126,7 @@ def test_the_lookups_connection_plans_its_statement_once(store: SqlStore, backen
     """Else PostgreSQL plans the batched lookup on every run (the array's length unknown to
     the generic plan), which cost several times the lookup itself."""
     if backend == "sqlite":
-        return  # SQLite keeps its own statement cache; there is no such setting
+        pytest.skip("SQLite keeps its own statement cache; there is no such setting")
 
     def setting() -> str:
         pooled = store._lookup_engine.raw_connection()  # type: ignore[union-attr]
