@@ -4,6 +4,7 @@ batching, exactly-once ingest, what a dead process leaves, and a disk that refus
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import json
 import os
@@ -13,7 +14,9 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -27,7 +30,7 @@ from strongroom.audit.journal import (
 )
 from strongroom.audit.trail import AuditUnavailable, Gathering, PendingRecord
 from strongroom.storage import migrate
-from strongroom.storage.base import AuditEventRow, AuditQuery
+from strongroom.storage.base import AuditEventRow, AuditQuery, Store, Transaction
 from strongroom.storage.sql import SqlStore
 
 
@@ -376,3 +379,55 @@ def test_settle_waits_until_a_live_process_has_moved_its_records_in(
         mover.join()
     assert len(stored(store)) == 1
     journal.close()
+
+
+class _Recording:
+    """``store`` noting, after each commit, whether it waited for the disk and which
+    journal segments then existed: the order of commits and deletions is the contract."""
+
+    def __init__(self, store: SqlStore, directory: Path) -> None:
+        self.store = store
+        self.directory = directory
+        self.commits: list[tuple[str, set[str]]] = []
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.store, name)
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Transaction]:
+        with self.store.write() as tx:
+            yield tx
+        self.commits.append(("durably", self._segments()))
+
+    @contextlib.contextmanager
+    def write_lazily(self) -> Iterator[Transaction]:
+        with self.store.write_lazily() as tx:
+            yield tx
+        self.commits.append(("lazily", self._segments()))
+
+    def _segments(self) -> set[str]:
+        return {path.name for path in self.directory.glob("*.log")}
+
+
+def test_rounds_commit_lazily_and_a_segment_goes_only_after_a_durable_commit(
+    store: SqlStore, tmp_path: Path
+) -> None:
+    directory = tmp_path / "journal"
+    recording = _Recording(store, directory)
+    journal = Journal(cast("Store", recording), directory, segment_bytes=4096)
+    first = min(directory.glob("*.log")).name
+    commit_all(journal, [row() for _ in range(10)])
+    journal.ingest()  # makes the next segment ready
+    commit_all(journal, [row() for _ in range(10)])  # past 4 KiB: rolls into it
+    journal.ingest()  # the first segment is moved in whole, and deleted
+    journal.close()
+    assert len(stored(store)) == 20
+
+    kinds = [kind for kind, _ in recording.commits]
+    assert "lazily" in kinds  # the rounds themselves
+    gone = next(i for i, (_, segments) in enumerate(recording.commits) if first not in segments)
+    # The commit just before the first segment disappeared waited for the disk, and came
+    # after every lazy round that moved its records in.
+    assert recording.commits[gone - 1][0] == "durably"
+    assert first in recording.commits[gone - 1][1]
+    assert "lazily" not in kinds[gone - 1 :]

@@ -780,3 +780,43 @@ def test_write_at_once_inserts_many_audit_records_each_in_its_own_columns(
             original.read_only,
             original.record,
         )
+
+
+def _durability_setting(tx: Transaction) -> str:
+    """What the connection under ``tx`` waits for at commit: SQLite's synchronous level
+    (2 is FULL) or PostgreSQL's synchronous_commit."""
+    db = tx.db  # type: ignore[attr-defined]  # SqlTransaction's executor
+    if db.dialect.name == "sqlite":
+        return str(db.execute(sa.text("PRAGMA synchronous")).scalar())
+    return str(db.execute(sa.text("SHOW synchronous_commit")).scalar())
+
+
+def test_a_lazy_write_commits_whole_and_later_writes_wait_for_the_disk_again(
+    store: SqlStore,
+) -> None:
+    durable = "2" if store.engine.dialect.name == "sqlite" else "on"
+    with store.write() as tx:
+        assert _durability_setting(tx) == durable
+    with store.write_lazily() as tx:
+        assert _durability_setting(tx) != durable  # NORMAL (1) or off
+        tx.set_meta("lazy", "committed")
+    with store.read() as tx:
+        assert tx.get_meta("lazy") == "committed"
+
+    # A failure undoes the whole transaction, as a write's does.
+    def fail_halfway() -> None:
+        with store.write_lazily() as tx:
+            tx.set_meta("lazy", "changed")
+            tx.set_meta("other", "written")
+            raise RuntimeError("the caller failed")
+
+    with pytest.raises(RuntimeError):
+        fail_halfway()
+    with store.read() as tx:
+        assert (tx.get_meta("lazy"), tx.get_meta("other")) == ("committed", None)
+
+    # Every connection the pool hands out afterwards commits durably again (a few rounds:
+    # enough to come back to the connections the lazy writes used).
+    for _ in range(5):
+        with store.write() as tx:
+            assert _durability_setting(tx) == durable

@@ -518,4 +518,11 @@ class Store(Protocol):
     def write_at_once(self) -> AbstractContextManager[Transaction]:
         """A write that is one statement (atomic by itself), as cheaply as the backend can."""
 
+    def write_lazily(self) -> AbstractContextManager[Transaction]:
+        """A write transaction whose commit does not wait for the disk: atomic and seen by
+        every reader once committed, and it survives a killed process, but a power loss or
+        an OS crash may undo it (whole, never in part) unless a ``write`` committed after
+        it: that commit makes everything committed before it durable too. For copies of
+        what is durable elsewhere, such as the audit journal's records."""
+
     def close(self) -> None: ...

@@ -536,11 +536,27 @@ class SqlStore:
         db.raw("COMMIT")
 
     @contextmanager
-    def _pooled_sqlite_transaction(self, begin: str) -> Iterator[SqlTransaction]:
+    def _pooled_sqlite_transaction(
+        self, begin: str, *, lazily: bool = False
+    ) -> Iterator[SqlTransaction]:
         pooled = self.engine.raw_connection()
+        connection: Any = pooled.driver_connection
         try:
-            with self._sqlite_transaction(pooled.driver_connection, begin) as tx:
-                yield tx
+            if not lazily:
+                with self._sqlite_transaction(connection, begin) as tx:
+                    yield tx
+                return
+            # SQLite refuses to change it inside a transaction: around it, on this connection.
+            connection.execute("PRAGMA synchronous=NORMAL")
+            try:
+                with self._sqlite_transaction(connection, begin) as tx:
+                    yield tx
+            finally:
+                try:
+                    connection.execute("PRAGMA synchronous=FULL")
+                except BaseException:
+                    pooled.invalidate()  # never handed out again below FULL
+                    raise
         finally:
             _give_back(pooled)
 
@@ -654,6 +670,24 @@ class SqlStore:
                 yield tx
             return
         with self._serialised(), self._pooled_sqlite_transaction("BEGIN IMMEDIATE") as tx:
+            yield tx
+
+    @contextmanager
+    def write_lazily(self) -> Iterator[SqlTransaction]:
+        group: WriteGroup | None = getattr(self._groups, "current", None)
+        if group is not None:  # part of the group's commit, durable or not
+            with group.savepoint() as tx:
+                yield tx
+            return
+        if not self._sqlite:
+            with self._pooled_transaction() as tx:
+                tx.db.raw("SET LOCAL synchronous_commit TO OFF")
+                yield tx
+            return
+        # synchronous=NORMAL in WAL mode: the commit is appended to the WAL without an
+        # fsync; the next commit at FULL (or checkpoint) syncs the WAL, this one with it.
+        lazy = self._pooled_sqlite_transaction("BEGIN IMMEDIATE", lazily=True)
+        with self._serialised(), lazy as tx:
             yield tx
 
     @contextmanager
