@@ -270,6 +270,29 @@ def test_sealers_take_turns_through_a_lease_in_the_database(
     assert third.holds_lease()  # at once, without waiting for it to expire
 
 
+def test_a_backlog_is_sealed_a_file_at_a_time_without_waiting_for_the_next_round(
+    store: SqlStore, trail: TrailSealer, clock: Clock
+) -> None:
+    add_events(store, 9, START)
+    clock.now += 400  # three files due at once
+    stop = threading.Event()
+    sealer = threading.Thread(target=trail.run_forever, args=(stop, 3600.0))
+    sealer.start()
+    try:
+        # The round comes once an hour here: only the short pause after each file can
+        # bring the next ones.
+        for _ in range(200):
+            if len(files(store, "digest")) == 3:
+                break
+            stop.wait(0.05)
+    finally:
+        stop.set()
+        sealer.join()
+    assert len(files(store, "digest")) == 3
+    report = check(store, trail)
+    assert report.ok, report.problems
+
+
 def test_retention_prunes_old_files_and_keeps_the_chain_verifiable(
     store: SqlStore, trail: TrailSealer, clock: Clock, tmp_path: Path
 ) -> None:

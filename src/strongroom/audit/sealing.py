@@ -72,6 +72,9 @@ SEALER_LEASE_META: Final = "audit_sealer_lease"  # "<owner> <until>": who seals 
 LEASE_SECONDS: Final = 15.0
 DAY: Final = 86_400.0
 _RECORDS_PER_WRITE: Final = 256  # about 330 KB of JSON
+# Between log files sealed one after another: up to about eight files (16,000 records) a
+# second, beyond what 2 cores serve; a seal itself takes 10-25 ms under load.
+_NEXT_SEAL_SECONDS: Final = 0.1
 
 
 def signing_key(tx: Transaction, sealer: Sealer) -> Ed25519PrivateKey:
@@ -216,17 +219,22 @@ class TrailSealer:
 
     def run_forever(self, stop: threading.Event, interval: float = 1.0) -> None:
         # Every second: a busy server's records are sealed a few thousand at a time rather
-        # than in bursts, which showed as the slowest replies.
+        # than in bursts, which showed as the slowest replies. One log file per wake-up, the
+        # next (when more are due) after a short pause: under load, files sealed back to
+        # back held up the event loop for 50-100 ms each second (bench: p99 at 32
+        # connections 10.7 against 11.5 ms, four interleaved rounds each).
         try:
             while not stop.is_set():
+                wait = interval
                 try:
                     if self.holds_lease():
-                        self.seal_due()
+                        if self._due() and self.seal() is not None:
+                            wait = _NEXT_SEAL_SECONDS
                     else:
                         self.copy_out()  # another process seals: keep this node's copy
                 except Exception:
                     logger.exception("sealing the audit trail failed; retrying")
-                stop.wait(interval)
+                stop.wait(wait)
         finally:
             self._give_up_lease()
 
