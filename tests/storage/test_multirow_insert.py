@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from strongroom.storage.execute import _insert_rows_at_once
+from strongroom.storage.execute import _chunk_sizes, _insert_rows_at_once
 
 _COLUMNS = 10
 _SQL = (
@@ -35,8 +35,16 @@ def test_batches_of_every_size_share_a_few_statement_texts_and_keep_their_rows()
     for size in range(1, 301):
         rows = [[size, n, *range(_COLUMNS - 2)] for n in range(size)]
         expected += rows
-        _insert_rows_at_once(noting, _SQL, rows, limit=999)  # 99 rows of 10 at most
+        sizes = _chunk_sizes(size, 99, powers_of_two=True)  # 999 values: 99 rows of 10
+        _insert_rows_at_once(noting, _SQL, rows, sizes)
     stored = [list(row) for row in db.execute("SELECT * FROM t ORDER BY rowid")]
     assert stored == expected  # every row, in order
     counts = sorted({text.count("(?") for text in noting.texts})
     assert counts == [1, 2, 4, 8, 16, 32, 64]  # powers of two, none past the limit
+
+
+def test_postgresql_takes_as_few_statements_as_hold_the_rows_sqlite_powers_of_two() -> None:
+    # Each statement more is a round trip (and in autocommit a transaction around them).
+    assert _chunk_sizes(7, 5957, powers_of_two=False) == [7]
+    assert _chunk_sizes(6000, 5957, powers_of_two=False) == [5957, 43]
+    assert _chunk_sizes(99, 99, powers_of_two=True) == [64, 32, 2, 1]

@@ -112,32 +112,47 @@ _NAMED = re.compile(r"%\((\w+)\)s")  # psycopg's named placeholder, as SQLAlchem
 
 
 def _insert_rows_at_once(
-    cursor: Any, sql: str, values: list[Sequence[Any]] | list[dict[str, Any]], limit: int
+    cursor: Any,
+    sql: str,
+    values: list[Sequence[Any]] | list[dict[str, Any]],
+    sizes: list[int],
 ) -> None:
-    """One multi-row INSERT per chunk instead of executemany. sqlite3 lets go of the GIL
-    around every row's step, and a background thread inserting a thousand rows (the audit
-    ingest) then swapped the GIL with the busy event loop a thousand times, which cost the
-    server more CPU than the inserts did. psycopg's executemany costs about 18 µs of client
-    CPU per row, and a pipeline's set-up per batch.
-
-    Chunks hold a power of two of rows (the most that fits, then what is left the same
-    way): each distinct statement text is prepared and kept in the connection's statement
-    cache (sqlite3 keeps 128 per connection), and remainders of every size made a worker
-    under audit load grow by 15-25 MiB of them."""
+    """One multi-row INSERT per chunk (``sizes``: ``_chunk_sizes``) instead of executemany.
+    sqlite3 lets go of the GIL around every row's step, and a background thread inserting a
+    thousand rows (the audit ingest) then swapped the GIL with the busy event loop a
+    thousand times, which cost the server more CPU than the inserts did. psycopg's
+    executemany costs about 18 µs of client CPU per row, and a pipeline's set-up per batch."""
     head, _, one_row = sql.rpartition(" VALUES ")
     one_row = one_row.partition(" RETURNING ")[0]  # PostgreSQL adds one: nothing is read
     names = _NAMED.findall(one_row)
     rows: list[Sequence[Any]] = cast("list[Sequence[Any]]", values)
     if names:  # psycopg: rows in order, and numbered placeholders (below)
         rows = [[row[name] for name in names] for row in cast("list[dict[str, Any]]", values)]
-    most = 1 << (max(1, limit // len(rows[0])).bit_length() - 1)
     start = 0
-    while start < len(rows):
-        size = min(most, 1 << ((len(rows) - start).bit_length() - 1))
+    for size in sizes:
         chunk = rows[start : start + size]
         text = _numbered(one_row, size) if names else _repeated(one_row, size)
         cursor.execute(f"{head} VALUES {text}", [value for row in chunk for value in row])
         start += size
+
+
+def _chunk_sizes(count: int, per_insert: int, *, powers_of_two: bool) -> list[int]:
+    """How many of ``count`` rows each INSERT holds, at most ``per_insert``.
+
+    SQLite: powers of two (the most that fit, then what is left the same way). sqlite3
+    prepares each distinct statement text and keeps 128 per connection; a text for every
+    remainder size (the audit ingest's batches come in all sizes) made a worker under load
+    grow by 15-25 MiB of them. PostgreSQL: as few statements as hold the rows, since each
+    more is a round trip, and in autocommit a transaction around them (two more)."""
+    if not powers_of_two:
+        return [min(per_insert, count - start) for start in range(0, count, per_insert)]
+    most = 1 << (per_insert.bit_length() - 1)
+    sizes = []
+    while count:
+        size = min(most, 1 << (count.bit_length() - 1))
+        sizes.append(size)
+        count -= size
+    return sizes
 
 
 @functools.lru_cache(maxsize=64)
@@ -222,9 +237,11 @@ class Executor:
             if not many:
                 cursor.execute(compiled.sql, values[0])
             else:
-                limit = _MAX_VARIABLES.get(self.dialect.name, 999)
-                with self._atomic(len(values) * len(rows[0]) > limit):
-                    _insert_rows_at_once(cursor, compiled.sql, values, limit)  # type: ignore[arg-type]
+                per_insert = max(1, _MAX_VARIABLES.get(self.dialect.name, 999) // len(rows[0]))
+                sqlite = self.dialect.name == "sqlite"
+                sizes = _chunk_sizes(len(values), per_insert, powers_of_two=sqlite)
+                with self._atomic(len(sizes) > 1):
+                    _insert_rows_at_once(cursor, compiled.sql, values, sizes)  # type: ignore[arg-type]
         except self._integrity_error as exc:
             raise ConstraintViolation(str(exc)) from exc
         finally:
