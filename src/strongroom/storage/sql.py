@@ -18,7 +18,7 @@ import logging
 import os
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import sqlalchemy as sa
@@ -658,36 +658,29 @@ class SqlStore:
         with self._autocommitted() as tx:
             yield tx
 
-    @contextmanager
-    def write(self) -> Iterator[SqlTransaction]:
-        group: WriteGroup | None = getattr(self._groups, "current", None)
-        if group is not None:
-            with group.savepoint() as tx:
-                yield tx
-            return
-        if not self._sqlite:
-            with self._pooled_transaction() as tx:
-                yield tx
-            return
-        with self._serialised(), self._pooled_sqlite_transaction("BEGIN IMMEDIATE") as tx:
-            yield tx
+    def write(self) -> AbstractContextManager[SqlTransaction]:
+        return self._write(lazily=False)
+
+    def write_lazily(self) -> AbstractContextManager[SqlTransaction]:
+        return self._write(lazily=True)
 
     @contextmanager
-    def write_lazily(self) -> Iterator[SqlTransaction]:
+    def _write(self, *, lazily: bool) -> Iterator[SqlTransaction]:
         group: WriteGroup | None = getattr(self._groups, "current", None)
-        if group is not None:  # part of the group's commit, durable or not
+        if group is not None:  # part of the group's commit, whichever was asked for
             with group.savepoint() as tx:
                 yield tx
             return
         if not self._sqlite:
             with self._pooled_transaction() as tx:
-                tx.db.raw("SET LOCAL synchronous_commit TO OFF")
+                if lazily:
+                    tx.db.raw("SET LOCAL synchronous_commit TO OFF")
                 yield tx
             return
-        # synchronous=NORMAL in WAL mode: the commit is appended to the WAL without an
-        # fsync; the next commit at FULL (or checkpoint) syncs the WAL, this one with it.
-        lazy = self._pooled_sqlite_transaction("BEGIN IMMEDIATE", lazily=True)
-        with self._serialised(), lazy as tx:
+        # Lazily: synchronous=NORMAL in WAL mode, the commit appended to the WAL without an
+        # fsync; the next commit at FULL (or a checkpoint) syncs the WAL, this one with it.
+        transaction = self._pooled_sqlite_transaction("BEGIN IMMEDIATE", lazily=lazily)
+        with self._serialised(), transaction as tx:
             yield tx
 
     @contextmanager
