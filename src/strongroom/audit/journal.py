@@ -351,7 +351,7 @@ class Journal:
             return 0
         rows = [row for batch, _ in batches for row in batch]
         through = batches[-1][1]
-        _insert(self.store, segment.meta_key, rows, through, lazily=True)
+        _insert(self.store, segment.meta_key, rows, through)
         for _ in batches:
             segment.unmoved.popleft()  # only once committed: a failed round is retried
         segment.ingested = through
@@ -482,15 +482,14 @@ def _adopt(store: Store, path: Path) -> int:
     return len(rows)
 
 
-def _insert(
-    store: Store, key: str, rows: list[AuditEventRow], through: int, *, lazily: bool = False
-) -> None:
+def _insert(store: Store, key: str, rows: list[AuditEventRow], through: int) -> None:
     if not rows:
         return
-    # A live process's rounds commit without waiting for the disk (``write_lazily``): its
-    # records are durable in the journal already, and a round a power loss undid is
-    # undone whole, progress included, so the journal is moved in again from there.
-    with store.write_lazily() if lazily else store.write() as tx:
+    # Without waiting for the disk (``write_lazily``): the records are durable in the
+    # journal already, and a commit a power loss undid is undone whole, progress included,
+    # so the journal is moved in again from there. ``_forget`` makes it durable before the
+    # journal goes.
+    with store.write_lazily() as tx:
         tx.insert_audit_events(rows)
         tx.set_meta(key, str(through))
 
